@@ -1,0 +1,1 @@
+"""Analysis: walk graph, snapping, multi-source reach, isochrones, indicators and standards."""

@@ -1,0 +1,1 @@
+"""Inputs: read, validate and convert every input layer into one metric CRS."""

@@ -1,0 +1,1 @@
+"""Outputs: the interactive map, the per-street report and the planning-department package."""
