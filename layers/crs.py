@@ -140,3 +140,64 @@ def gk3_crs(lon: float) -> pyproj.CRS:
     if not 75 <= cm <= 135:
         raise ValueError(f"longitude {lon:.3f} is outside China's 3-degree Gauss-Krüger zones (75–135° E)")
     return pyproj.CRS.from_epsg(4534 + (cm - 75) // 3)
+
+
+# Mainland China, Hainan and Taiwan with a margin: the envelope GCJ-02 / BD-09 apply in and
+# a cheap first check that a coordinate column holds Chinese lon/lat at all. It is a box,
+# so it also admits neighbouring countries and open sea: a study-area check is the real test.
+CHINA_BBOX = (73.4, 3.8, 135.1, 53.6)  # lon_min, lat_min, lon_max, lat_max
+
+
+def in_china(lon, lat) -> np.ndarray:
+    """True where ``lon``, ``lat`` (degrees) fall inside :data:`CHINA_BBOX`; NaN gives False."""
+    lon, lat = _arrays(lon, lat)
+    x0, y0, x1, y1 = CHINA_BBOX
+    with np.errstate(invalid="ignore"):
+        return (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+
+
+def lonlat_sanity(lon, lat) -> np.ndarray:
+    """Classify lon/lat pairs: one short, stable reason per pair ("" when plausible).
+
+    Reasons: ``"missing coordinates"`` (NaN), ``"non-finite coordinates"`` (±inf),
+    ``"lat/lng swapped"`` (outside China as given, inside once swapped),
+    ``"coordinates out of range"`` (|lat| > 90 or |lon| > 180), ``"outside China"``.
+
+    Parameters
+    ----------
+    lon, lat : array-like
+        Degrees as read from the file (any of WGS-84, GCJ-02, BD-09: the offsets are far
+        smaller than the China envelope's margin).
+
+    Returns
+    -------
+    numpy.ndarray of str
+    """
+    lon, lat = _arrays(lon, lat)
+    out = np.full(lon.shape, "", dtype=object)
+    nan = np.isnan(lon) | np.isnan(lat)
+    inf = ~nan & (np.isinf(lon) | np.isinf(lat))
+    inside = in_china(lon, lat)
+    swapped = ~nan & ~inf & ~inside & in_china(lat, lon)
+    with np.errstate(invalid="ignore"):
+        out_of_range = ~nan & ~inf & ~swapped & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
+    out[~nan & ~inf & ~inside] = "outside China"
+    out[out_of_range] = "coordinates out of range"
+    out[swapped] = "lat/lng swapped"
+    out[inf] = "non-finite coordinates"
+    out[nan] = "missing coordinates"
+    return out
+
+
+def transform_xy(x, y, src, dst) -> tuple[np.ndarray, np.ndarray]:
+    """Transform coordinate arrays from CRS ``src`` to ``dst`` in (x=east/lon, y=north/lat) order.
+
+    Points the projection cannot represent come back as ±inf (pyproj's convention), which
+    callers treat as out of range.
+    """
+    x, y = _arrays(x, y)
+    src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
+    if src == dst or x.size == 0:
+        return x.copy(), y.copy()
+    tx, ty = pyproj.Transformer.from_crs(src, dst, always_xy=True).transform(x, y, errcheck=False)
+    return np.asarray(tx, dtype=float), np.asarray(ty, dtype=float)

@@ -1,0 +1,287 @@
+"""Boundaries: 社区 (communities), 街道 (sub-districts) and 小区 (housing estates).
+
+Polygon layers from the civil-affairs bureau or the planning institute, with Chinese field
+names more often than not. Fields are taken from the config or detected; numbers that cannot
+be read become NaN (unknown) with a note, never a silent zero. Invalid polygons (self-
+intersections are common in hand-digitised boundaries) are repaired with
+``shapely.make_valid`` and reported; a 社区 without a 街道 field gets the 街道 it overlaps
+most when a street layer is given.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from carecircle.layers import tables
+from carecircle.layers.report import InputError, LayerReport
+
+COMMUNITY_NAME = ["社区名称", "社区", "村居名称", "村社区", "名称", "name", "community"]
+STREET_NAME = ["街道名称", "所属街道", "街道", "街镇", "镇街", "乡镇街道", "乡镇", "street", "subdistrict", "town"]
+ESTATE_NAME = ["小区名称", "小区", "楼盘名称", "名称", "name", "estate"]
+ESTATE_COMMUNITY = ["所属社区", "社区名称", "社区", "community"]
+HOUSEHOLDS = ["户数", "总户数", "居民户数", "住户数", "households", "hh"]
+POPULATION = ["常住人口", "人口", "总人口", "人口数", "population", "pop"]
+ELDERLY = ["老年人口", "60岁以上", "60岁及以上", "60岁以上人口", "老年人", "elderly", "pop60"]
+BUILT_YEAR = ["建成年份", "建设年代", "建成年代", "竣工年份", "建成时间", "建设年份", "built_year", "year"]
+SPACE = ["养老服务用房面积", "养老用房面积", "配套用房面积", "用房面积", "养老服务用房", "space_m2", "space"]
+
+
+def read_communities(
+    path,
+    *,
+    name_field=None,
+    street_field=None,
+    households_field=None,
+    population_field=None,
+    elderly_field=None,
+    built_year_field=None,
+    target_crs,
+    streets=None,
+    layer=None,
+) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Read 社区 polygons.
+
+    Parameters
+    ----------
+    path : str or Path
+        Polygon layer with a CRS.
+    name_field, street_field, households_field, population_field, elderly_field, built_year_field : str, optional
+        Field names; detected from common Chinese/English names when None (the name is
+        required, the others become NaN when absent).
+    target_crs : CRS-like
+    streets : GeoDataFrame, optional
+        街道 polygons with a ``street`` column (:func:`read_streets`); communities without a
+        street (no field, or a blank value) get the street they overlap most.
+
+    Returns
+    -------
+    tuple
+        ``(communities, report)``: ``name``, ``street``, ``households``, ``population``,
+        ``elderly``, ``built_year`` (floats, NaN unknown), geometry (Multi)Polygon.
+    """
+    gdf, report, reason = _polygons(path, layer, target_crs, "communities")
+    name = _field(gdf, COMMUNITY_NAME, "name_field", name_field, path, required=True, report=report)
+    street = _field(gdf, STREET_NAME, "street_field", street_field, path, report=report)
+    out = gpd.GeoDataFrame(
+        {
+            "name": _names(gdf, name, reason, "name"),
+            "street": _text(gdf, street),
+            "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
+            "population": _number(gdf, POPULATION, "population_field", population_field, path, report),
+            "elderly": _number(gdf, ELDERLY, "elderly_field", elderly_field, path, report),
+            "built_year": _year(gdf, built_year_field, path, report),
+        },
+        geometry=gdf.geometry.to_numpy(),
+        crs=target_crs,
+    )
+    tables.reject_rows(report, gdf, reason)
+    out = out[reason == ""].reset_index(drop=True)
+    if streets is not None:
+        blank = out["street"].isna().to_numpy()
+        if blank.any():
+            zones = _zones(streets, "street", target_crs)
+            joined = assign_by_overlap(out.geometry[blank], zones.geometry, zones["street"])
+            out.loc[blank, "street"] = joined.to_numpy()
+            report.notes.append(
+                f"street of {int(blank.sum())} community(ies) from the street layer by largest overlap"
+                f" ({int(joined.isna().sum())} overlap none)"
+            )
+    dup = out["name"].duplicated(keep=False)
+    if dup.any():
+        report.notes.append(f"community names used more than once: {', '.join(sorted(set(out.loc[dup, 'name'])))[:200]}")
+    return out, report
+
+
+def read_estates(
+    path,
+    *,
+    name_field=None,
+    households_field=None,
+    built_year_field=None,
+    community_field=None,
+    space_field=None,
+    target_crs,
+    communities=None,
+    layer=None,
+) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Read 小区 (housing estates): polygons or points.
+
+    Parameters
+    ----------
+    path : str or Path
+    name_field, households_field, built_year_field, community_field, space_field : str, optional
+        Detected when None. ``space_field`` is the floor area (m²) of elderly-service rooms
+        provided in the estate.
+    target_crs : CRS-like
+    communities : GeoDataFrame, optional
+        From :func:`read_communities`; estates without a community get the one they overlap
+        most (or contain them, for points). Without it, ``community`` stays NaN.
+
+    Returns
+    -------
+    tuple
+        ``(estates, report)``: ``name``, ``community``, ``households``, ``built_year``,
+        ``space_m2``, geometry.
+    """
+    gdf, report, reason = _polygons(path, layer, target_crs, "estates", points_ok=True)
+    name = _field(gdf, ESTATE_NAME, "name_field", name_field, path, required=True, report=report)
+    community = _field(gdf, ESTATE_COMMUNITY, "community_field", community_field, path, report=report)
+    out = gpd.GeoDataFrame(
+        {
+            "name": _names(gdf, name, reason, "name"),
+            "community": _text(gdf, community),
+            "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
+            "built_year": _year(gdf, built_year_field, path, report),
+            "space_m2": _number(gdf, SPACE, "space_field", space_field, path, report),
+        },
+        geometry=gdf.geometry.to_numpy(),
+        crs=target_crs,
+    )
+    tables.reject_rows(report, gdf, reason)
+    out = out[reason == ""].reset_index(drop=True)
+    if communities is not None:
+        blank = out["community"].isna().to_numpy()
+        if blank.any():
+            zones = _zones(communities, "name", target_crs)
+            joined = assign_by_overlap(out.geometry[blank], zones.geometry, zones["name"])
+            out.loc[blank, "community"] = joined.to_numpy()
+            report.notes.append(f"community of {int(blank.sum())} estate(s) by largest overlap ({int(joined.isna().sum())} overlap none)")
+    return out, report
+
+
+def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Read 街道 polygons: ``street``, geometry (one row per feature; a name may repeat)."""
+    gdf, report, reason = _polygons(path, layer, target_crs, "streets")
+    name = _field(gdf, STREET_NAME + ["名称", "name"], "name_field", name_field, path, required=True, report=report)
+    out = gpd.GeoDataFrame({"street": _names(gdf, name, reason, "street name")}, geometry=gdf.geometry.to_numpy(), crs=target_crs)
+    tables.reject_rows(report, gdf, reason)
+    return out[reason == ""].reset_index(drop=True), report
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def assign_by_overlap(geoms, zone_geoms, zone_names) -> pd.Series:
+    """For each geometry, the name of the zone it overlaps most (points: the zone containing it).
+
+    Parameters
+    ----------
+    geoms : GeoSeries or array of geometries
+    zone_geoms : GeoSeries or array of geometries, same CRS
+    zone_names : array-like
+
+    Returns
+    -------
+    pandas.Series
+        One name per geometry (NA where it meets no zone), in the order of ``geoms``.
+    """
+    g = np.asarray(getattr(geoms, "values", geoms))
+    z = np.asarray(getattr(zone_geoms, "values", zone_geoms))
+    names = pd.Series(np.asarray(zone_names, dtype=object))
+    tree = shapely.STRtree(z)
+    left, right = tree.query(g, predicate="intersects")
+    # polygons: area of overlap; points/lines meeting a zone get 0 and keep the first zone
+    area = shapely.area(shapely.intersection(g[left], z[right])) if left.size else np.array([])
+    best = pd.DataFrame({"i": left, "z": right, "a": area}).sort_values(["i", "a"], ascending=[True, False]).drop_duplicates("i")
+    out = pd.Series(pd.NA, index=range(len(g)), dtype="string")
+    out.iloc[best["i"].to_numpy()] = names.iloc[best["z"].to_numpy()].astype(str).to_numpy()
+    return out
+
+
+def _zones(zones, column, target_crs) -> gpd.GeoDataFrame:
+    if column not in zones.columns:
+        raise InputError(f"zone layer for the spatial join has no {column!r} column; read it with the matching loader")
+    if zones.crs is not None and target_crs is not None:
+        zones = zones.to_crs(target_crs)
+    return zones[zones[column].notna()]
+
+
+def _polygons(path, layer, target_crs, what: str, *, points_ok: bool = False):
+    """Read a boundary layer: CRS required, geometry repaired, reasons per feature."""
+    df, meta = tables.read_table(path, layer=layer)
+    if meta.kind != "vector":
+        raise InputError(f"{path}: {what} need a polygon layer (GPKG, SHP, GeoJSON), not a table")
+    if meta.crs is None:
+        raise InputError(f"{path}: the layer has no CRS (.prj missing?); define it in QGIS/ArcGIS and save again")
+    report = tables.start_report(what, df, meta)
+    geom = df.geometry.to_numpy()
+    reason = np.full(len(df), "", dtype=object)
+    missing = shapely.is_missing(geom) | shapely.is_empty(geom)
+    reason[missing] = "missing geometry"
+    kinds = shapely.get_type_id(geom)
+    polygonal = np.isin(kinds, [3, 6])  # Polygon, MultiPolygon
+    allowed = polygonal | (np.isin(kinds, [0, 4]) if points_ok else False)
+    reason[~missing & ~allowed] = "not a polygon" if not points_ok else "not a polygon or point"
+    invalid = (reason == "") & polygonal & ~shapely.is_valid(geom)
+    if invalid.any():
+        fixed = np.array([_polygonal(g) for g in shapely.make_valid(geom[invalid])], dtype=object)
+        geom = geom.copy()
+        geom[invalid] = fixed
+        lost = np.zeros(len(df), dtype=bool)
+        lost[invalid] = shapely.is_empty(fixed) | shapely.is_missing(fixed)
+        reason[lost] = "invalid geometry (nothing left after repair)"
+        report.notes.append(f"{int(invalid.sum() - lost.sum())} invalid polygon(s) repaired with make_valid (rows {_rows(df, invalid & ~lost)})")
+    gdf = gpd.GeoDataFrame(df.drop(columns=df.geometry.name), geometry=geom, crs=meta.crs).to_crs(target_crs)
+    return gdf, report, reason
+
+
+def _polygonal(g):
+    """The polygonal part of a repaired geometry (make_valid may add stray lines/points)."""
+    if g is None or shapely.get_type_id(g) in (3, 6):
+        return g
+    parts = shapely.get_parts(g)
+    parts = parts[np.isin(shapely.get_type_id(parts), [3, 6])]
+    return shapely.union_all(parts) if parts.size else shapely.Polygon()
+
+
+def _rows(df, mask) -> str:
+    rows = df["row"].to_numpy()[mask]
+    return ", ".join(map(str, rows[:10])) + (" ..." if rows.size > 10 else "")
+
+
+def _field(gdf, candidates, key, given, path, *, required=False, report=None):
+    col = tables.find_column(gdf, candidates, key=key, path=path, required=required, given=given)
+    if col is not None and given is None and report is not None:
+        report.notes.append(f"{key} detected: {col!r}")
+    return col
+
+
+def _text(gdf, col) -> pd.Series:
+    if col is None:
+        return pd.Series(pd.NA, index=range(len(gdf)), dtype="string")
+    s = gdf[col].astype("string").str.strip().reset_index(drop=True)
+    return s.where(s != "", pd.NA)
+
+
+def _names(gdf, col, reason, label) -> pd.Series:
+    """Names; a blank name rejects the feature (a 社区 nobody can name cannot be reported)."""
+    s = _text(gdf, col)
+    reason[(reason == "") & s.isna().to_numpy()] = f"missing {label}"
+    return s
+
+
+def _number(gdf, candidates, key, given, path, report) -> np.ndarray:
+    col = _field(gdf, candidates, key, given, path, report=report)
+    if col is None:
+        return np.full(len(gdf), np.nan)
+    v, bad = tables.to_number(gdf[col], lenient=True)
+    wrong = bad | np.isinf(v) | (v < 0)
+    if wrong.any():
+        report.notes.append(f"{col}: {int(wrong.sum())} unreadable or negative value(s) left unknown (NaN)")
+    v[wrong] = np.nan
+    return v
+
+
+def _year(gdf, given, path, report) -> np.ndarray:
+    col = _field(gdf, BUILT_YEAR, "built_year_field", given, path, report=report)
+    if col is None:
+        return np.full(len(gdf), np.nan)
+    v, _ = tables.to_number(gdf[col], lenient=True)
+    wrong = ~np.isnan(v) & ((v < 1800) | (v > 2100))
+    if wrong.any():
+        report.notes.append(f"{col}: {int(wrong.sum())} value(s) not a year (1800–2100) left unknown (NaN)")
+    v[wrong] = np.nan
+    return np.floor(v)

@@ -1,0 +1,229 @@
+"""Elderly-care facilities: a list from the civil-affairs bureau, an Amap export, a GIS layer.
+
+:func:`read_facilities` reads CSV/XLSX (Chinese or English headers, any common encoding) or
+a point/polygon layer, converts GCJ-02/BD-09/any EPSG coordinates to WGS-84 and to the
+analysis CRS, sets one boolean flag per service from keywords in the type and name (a
+facility may carry several: a day-care centre with a canteen is both ``day_care`` and
+``meal``), and accounts for every row: kept, or rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+
+from carecircle.layers import tables
+from carecircle.layers.report import InputError, LayerReport
+
+DEFAULT_KEYWORDS: dict[str, list[str]] = {
+    "day_care": ["日间照料", "照料中心", "托老", "日托", "day care", "daycare"],
+    "meal": ["助餐", "食堂", "餐", "meal", "canteen"],
+    "street_centre": ["综合养老服务中心", "区域性养老服务中心", "街道养老服务中心"],
+    "institution": ["养老院", "护理院", "福利院", "敬老院", "养老机构", "nursing home"],
+}
+
+# Header candidates, most specific first (see tables.find_column).
+COLUMN_CANDIDATES: dict[str, list[str]] = {
+    "name": ["名称", "机构名称", "设施名称", "单位名称", "name", "title"],
+    "type": ["服务类型", "设施类型", "机构类型", "类型", "类别", "category", "type", "kind"],
+    "address": ["地址", "详细地址", "address", "addr"],
+    "floor_area": ["建筑面积", "面积", "用房面积", "floor_area", "floorarea", "area_m2"],
+    "beds": ["床位数", "床位", "beds", "bed"],
+}
+COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds"}
+
+_TRUE = {"1", "true", "yes", "y", "t", "是", "有", "√", "✓", "✔", "对"}
+_FALSE = {"0", "false", "no", "n", "f", "否", "无", "没有", "×", "✗"}
+
+
+def read_facilities(
+    path,
+    *,
+    crs: str = "wgs84",
+    columns: dict | None = None,
+    keywords: dict[str, list[str]] | None = None,
+    target_crs,
+    auto_fix: bool = False,
+    encoding: str | None = None,
+    study_area=None,
+    study_buffer_m: float = 1000.0,
+    sheet=None,
+    layer=None,
+) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Read a facility list or layer.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV, XLSX, GeoJSON, SHP, GPKG ...
+    crs : str
+        Coordinates' system for tables (and for vector files without a CRS): "wgs84",
+        "gcj02" (Amap/Tencent), "bd09" (Baidu), "cgcs2000" or "EPSG:n". For a lon/lat
+        layer exported from Amap or Baidu, "gcj02"/"bd09" overrides its declared WGS-84.
+    columns : dict, optional
+        Column names when not detected: keys ``x``, ``y``, ``name``, ``type``,
+        ``floor_area``, ``beds``, ``address``; a service key (``day_care`` ...) names a
+        yes/no column that sets that flag explicitly (是/否, 1/0, true/false; blank cells
+        fall back to keywords). Columns named exactly like a service key are used too.
+    keywords : dict, optional
+        Service → keywords matched (case-insensitive substring) in type and name;
+        default :data:`DEFAULT_KEYWORDS`.
+    target_crs : CRS-like
+        The analysis CRS.
+    auto_fix : bool
+        Correct lat/lng swapped pairs instead of rejecting them.
+    encoding : str, optional
+        Text encoding (detected when None).
+    study_area : geometry, GeoSeries or GeoDataFrame, optional
+        In ``target_crs``; facilities beyond ``study_buffer_m`` of it are rejected
+        ("outside study area"). If none is inside, the file cannot belong to the district:
+        :class:`InputError`.
+    sheet, layer : optional
+        XLSX sheet / vector layer.
+
+    Returns
+    -------
+    tuple
+        ``(facilities, report)``: columns ``fid``, ``source_row``, ``name``, ``type``,
+        ``address``, ``floor_area_m2``, ``beds``, one bool per service, ``lon``, ``lat``
+        (WGS-84), geometry Point in ``target_crs``.
+    """
+    columns = {k: v for k, v in (columns or {}).items() if v is not None}
+    keywords = DEFAULT_KEYWORDS if keywords is None else keywords
+    unknown = set(columns) - COLUMN_KEYS - set(keywords)
+    if unknown:
+        raise InputError(f"{path}: facilities columns: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(COLUMN_KEYS | set(keywords)))}")
+    df, meta = tables.read_table(path, encoding=encoding, sheet=sheet, layer=layer)
+    report = tables.start_report("facilities", df, meta)
+    kind, src = tables.parse_crs_option(crs, path=path)
+    use_geometry = meta.kind == "vector" and not ("x" in columns and "y" in columns)
+    if use_geometry:
+        x, y, reason, kind, src = _geometry_coordinates(df, meta, kind, src, report)
+    else:
+        x, y, reason, notes = tables.coordinate_columns(df, path=path, x=columns.get("x"), y=columns.get("y"))
+        report.notes.extend(notes)
+    loc = tables.locate(
+        x, y, source_crs=src, kind=kind, target_crs=target_crs, auto_fix=auto_fix,
+        study_area=study_area, study_buffer_m=study_buffer_m, reason=reason,
+    )
+    report.notes.extend(loc.notes)
+
+    found = {k: tables.find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in COLUMN_CANDIDATES.items()}
+    detected = [f"{k}={c!r}" for k, c in found.items() if c is not None and k not in columns]
+    if detected:
+        report.notes.append("columns detected: " + ", ".join(detected))
+    n = len(df)
+    name = _text(df, found["name"], n)
+    ftype = _text(df, found["type"], n)
+    address = _text(df, found["address"], n)
+    floor_area = _non_negative(df, found["floor_area"], n, "floor area", report)
+    beds = _non_negative(df, found["beds"], n, "beds", report)
+
+    reason = loc.reason.copy()
+    reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
+    ok = reason == ""
+    tables.reject_rows(report, df, reason)
+    if study_area is not None and n and not ok.any() and (reason == "outside study area").any():
+        raise InputError(
+            f"{path}: no facility lies within the study area; check crs (now {crs!r}) and that the file covers the district"
+        )
+
+    missing_name = ok & name.isna().to_numpy()
+    if missing_name.any():
+        report.notes.append(f"{int(missing_name.sum())} facility(ies) without a name: named after their row")
+    rows = df["row"].to_numpy()
+    name = name.where(~pd.Series(missing_name), pd.Series([f"第{r}行" for r in rows], dtype="string"))
+    flags = service_flags(name, ftype, keywords, df, columns, report)
+    out = pd.DataFrame(
+        {
+            "fid": np.arange(int(ok.sum()), dtype=np.int64),
+            "source_row": rows[ok].astype(np.int64),
+            "name": name[ok].to_numpy(),
+            "type": ftype[ok].fillna("").to_numpy(),
+            "address": address[ok].fillna("").to_numpy(),
+            "floor_area_m2": floor_area[ok],
+            "beds": beds[ok],
+            **{s: v[ok] for s, v in flags.items()},
+            "lon": loc.lon[ok],
+            "lat": loc.lat[ok],
+        }
+    )
+    for col in ("name", "type", "address"):
+        out[col] = out[col].astype("string")
+    gdf = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(loc.x[ok], loc.y[ok]), crs=target_crs)
+    counts = ", ".join(f"{s} {int(v[ok].sum())}" for s, v in flags.items())
+    report.notes.append(f"service flags: {counts}")
+    return gdf, report
+
+
+def _geometry_coordinates(df, meta, kind, src, report):
+    """Coordinates from a vector layer's geometry (polygons → a point inside)."""
+    geom = df.geometry.to_numpy()
+    missing = np.asarray(df.geometry.isna() | df.geometry.is_empty)
+    pts = tables.representative_points(np.where(missing, None, geom))
+    if (~missing & (df.geometry.geom_type != "Point").to_numpy()).any():
+        report.notes.append("non-point facilities placed at a point inside their geometry")
+    x = np.where(missing, np.nan, gpd.GeoSeries(pts).x.to_numpy())
+    y = np.where(missing, np.nan, gpd.GeoSeries(pts).y.to_numpy())
+    reason = np.where(missing, "missing geometry", "").astype(object)
+    if meta.crs is not None:
+        file_crs = pyproj.CRS.from_user_input(meta.crs)
+        if kind in ("gcj02", "bd09") and file_crs.is_geographic:
+            report.notes.append(f"layer declares {file_crs.name}; coordinates treated as {kind.upper()} as configured")
+            return x, y, reason, kind, src
+        if kind == "epsg" and not file_crs.equals(src):
+            report.notes.append(f"the layer's own CRS {file_crs.name} used (config crs ignored)")
+        return x, y, reason, ("wgs84" if file_crs.equals(pyproj.CRS.from_epsg(4326)) else "epsg"), file_crs
+    report.notes.append(f"layer has no CRS: coordinates taken as {kind if kind != 'epsg' else src.to_string()}")
+    return x, y, reason, kind, src
+
+
+def _text(df: pd.DataFrame, col, n: int) -> pd.Series:
+    if col is None:
+        return pd.Series(pd.NA, index=range(n), dtype="string")
+    s = df[col].astype("string").str.strip()
+    return s.where(s != "", pd.NA).reset_index(drop=True)
+
+
+def _non_negative(df, col, n, label, report) -> np.ndarray:
+    if col is None:
+        return np.full(n, np.nan)
+    v, bad = tables.to_number(df[col], lenient=True)
+    neg = v < 0
+    if bad.any() or neg.any():
+        report.notes.append(f"{label}: {int(bad.sum() + neg.sum())} unreadable or negative value(s) left unknown (NaN)")
+    v[neg | ~np.isfinite(v)] = np.nan
+    return v
+
+
+def _duplicates(name: pd.Series, x, y, ok) -> np.ndarray:
+    """Rows repeating an earlier kept row's name and location (to 1 m)."""
+    key = pd.DataFrame({"n": name.fillna("").to_numpy(), "x": np.round(x), "y": np.round(y)})
+    dup = key.duplicated(keep="first").to_numpy()
+    # duplicated() sees rejected rows as all-NaN keys: only kept rows can be duplicates
+    return dup & ok
+
+
+def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report) -> dict[str, np.ndarray]:
+    """One bool array per service: keywords in type + name, or an explicit yes/no column."""
+    text = (ftype.fillna("") + " " + name.fillna("")).str.lower()
+    flags = {}
+    for service, words in keywords.items():
+        words = [w for w in words if str(w).strip()]
+        pattern = "|".join(re.escape(str(w).lower()) for w in words)
+        flag = text.str.contains(pattern, regex=True).to_numpy(dtype=bool) if pattern else np.zeros(len(text), bool)
+        col = columns.get(service)
+        if col is None and service in df.columns:
+            col = service
+        if col is not None:
+            col = tables.find_column(df, [service], key=service, path=report.source, given=col)
+            raw = df[col].astype("string").str.strip().str.lower()
+            yes, no = raw.isin(_TRUE).to_numpy(dtype=bool), raw.isin(_FALSE).to_numpy(dtype=bool)
+            flag = np.where(yes, True, np.where(no, False, flag))
+            report.notes.append(f"{service} set from column {col!r} ({int((~yes & ~no).sum())} blank/unclear → keywords)")
+        flags[service] = flag
+    return flags

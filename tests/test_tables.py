@@ -1,0 +1,202 @@
+"""Reading CSV/XLSX/vector files: encodings, row numbers, header detection, numbers."""
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+from shapely.geometry import Point
+
+from carecircle.layers import tables
+from carecircle.layers.report import InputError
+
+ROWS = "名称,经度,纬度,建筑面积\n幸福日间照料中心,120.31,31.49,500\n阳光助餐点,120.32,31.50,80\n"
+
+
+@pytest.mark.parametrize(
+    "encoding,reported",
+    [("gbk", "gb18030"), ("gb18030", "gb18030"), ("utf-8-sig", "utf-8-bom"), ("utf-8", "utf-8")],
+)
+def test_csv_encodings_round_trip(tmp_path, encoding, reported):
+    p = tmp_path / "fac.csv"
+    p.write_bytes(ROWS.encode(encoding))
+    df, meta = tables.read_table(p)
+    assert meta.encoding == reported
+    assert list(df.columns) == ["名称", "经度", "纬度", "建筑面积", "row"]
+    assert df["名称"].tolist() == ["幸福日间照料中心", "阳光助餐点"]
+    assert df["row"].tolist() == [2, 3]
+
+
+def test_mixed_utf8_and_gbk_lines(tmp_path):
+    p = tmp_path / "mixed.csv"
+    p.write_bytes("名称,经度,纬度\n甲养老院,120.1,31.1\n".encode("utf-8") + "乙日间照料中心,120.2,31.2\n".encode("gbk"))
+    df, meta = tables.read_table(p)
+    assert meta.encoding == "mixed utf-8/gb18030"
+    assert df["名称"].tolist() == ["甲养老院", "乙日间照料中心"]
+
+
+def test_explicit_encoding_and_bad_explicit_encoding(tmp_path):
+    p = tmp_path / "fac.csv"
+    p.write_bytes(ROWS.encode("gbk"))
+    df, meta = tables.read_table(p, encoding="gbk")
+    assert meta.encoding == "gbk" and df.iloc[0, 0] == "幸福日间照料中心"
+    with pytest.raises(InputError, match="cannot decode as utf-8"):
+        tables.read_table(p, encoding="utf-8")
+
+
+def test_csv_line_numbers_survive_blank_lines_quotes_and_title_rows(tmp_path):
+    p = tmp_path / "fac.csv"
+    text = (
+        "某某区养老设施名单,,\n"  # line 1: title row
+        "名称,经度,纬度\n"  # line 2: header
+        "甲,120.1,31.1\n"  # 3
+        "\n"  # 4 blank
+        '"乙\n（分部）",120.2,31.2\n'  # 5-6: quoted newline
+        ",,\n"  # 7 empty
+        "丙,120.3,31.3,extra\n"  # 8: too many fields -> rejected
+        "丁,120.4,31.4,,\n"  # 9: trailing empty fields -> kept
+        "戊,120.5\n"  # 10: short -> padded
+    )
+    p.write_text(text, encoding="utf-8")
+    df, meta = tables.read_table(p)
+    assert df["row"].tolist() == [3, 5, 9, 10]
+    assert df["名称"].tolist() == ["甲", "乙\n（分部）", "丁", "戊"]
+    assert pd.isna(df.loc[3, "纬度"])
+    assert meta.rejected["row"].tolist() == [8]
+    report = tables.start_report("facilities", df, meta)
+    assert (report.read, report.kept, len(report.rejected)) == (5, 4, 1)
+    assert any("title row" in n for n in meta.notes)
+
+
+def test_semicolon_and_tab_delimiters(tmp_path):
+    for sep in (";", "\t"):
+        p = tmp_path / "t.csv"
+        p.write_text(f"名称{sep}经度{sep}纬度\n甲{sep}120.1{sep}31.1\n", encoding="utf-8")
+        df, _ = tables.read_table(p)
+        assert df.loc[0, "经度"] == "120.1"
+
+
+def test_xlsx_rows_are_spreadsheet_rows(tmp_path):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "设施"
+    ws.append(["无锡市新吴区养老设施"])  # title row 1
+    ws.append(["机构名称", "经度", "纬度", "床位数"])  # header row 2
+    ws.append(["甲养老院", 120.35, 31.49, 120])
+    ws.append([None, None, None, None])  # empty row 4
+    ws.append(["乙日间照料中心", "120.36", "31.50", None])
+    other = wb.create_sheet("其他")
+    other.append(["x"])
+    p = tmp_path / "fac.xlsx"
+    wb.save(p)
+    df, meta = tables.read_table(p)
+    assert meta.kind == "xlsx" and meta.sheet == "设施"
+    assert df["row"].tolist() == [3, 5]
+    assert df["机构名称"].tolist() == ["甲养老院", "乙日间照料中心"]
+    assert df["经度"].tolist() == ["120.35", "120.36"]
+    assert df["床位数"].tolist()[0] == "120"
+    with pytest.raises(InputError, match="sheet 'nope' not found"):
+        tables.read_table(p, sheet="nope")
+
+
+def _points_gdf():
+    return gpd.GeoDataFrame(
+        {"名称": ["幸福日间照料中心", "阳光助餐点", "长寿敬老院"], "类型": ["日间照料", "助餐", "养老院"]},
+        geometry=[Point(120.31, 31.49), Point(120.32, 31.50), Point(120.33, 31.51)],
+        crs="EPSG:4326",
+    )
+
+
+def test_shapefile_without_cpg_in_gbk(tmp_path):
+    p = tmp_path / "fac.shp"
+    _points_gdf().to_file(p, encoding="GBK", engine="pyogrio")
+    cpg = p.with_suffix(".cpg")
+    if cpg.exists():
+        cpg.unlink()
+    raw = p.with_suffix(".dbf").read_bytes()
+    assert "幸福".encode("gbk") in raw  # really GBK on disk
+    assert tables.dbf_encoding(p.with_suffix(".dbf")) == "GB18030"
+    df, meta = tables.read_table(p)
+    assert meta.kind == "vector" and meta.crs.to_epsg() == 4326
+    assert df["名称"].tolist() == ["幸福日间照料中心", "阳光助餐点", "长寿敬老院"]
+    assert df["row"].tolist() == [1, 2, 3]
+
+
+def test_shapefile_with_cpg_and_utf8_without(tmp_path):
+    p = tmp_path / "fac.shp"
+    _points_gdf().to_file(p, encoding="UTF-8", engine="pyogrio")
+    df, _ = tables.read_table(p)
+    assert df["类型"].tolist() == ["日间照料", "助餐", "养老院"]
+    p.with_suffix(".cpg").unlink(missing_ok=True)
+    assert tables.dbf_encoding(p.with_suffix(".dbf")) == "UTF-8"
+    df, _ = tables.read_table(p)
+    assert df["类型"].tolist() == ["日间照料", "助餐", "养老院"]
+
+
+def test_geojson_and_gpkg_layers(tmp_path):
+    g = _points_gdf()
+    gj = tmp_path / "fac.geojson"
+    g.to_file(gj, driver="GeoJSON")
+    df, meta = tables.read_table(gj)
+    assert df["名称"].tolist()[2] == "长寿敬老院" and meta.crs.to_epsg() == 4326
+    gp = tmp_path / "fac.gpkg"
+    g.to_file(gp, layer="a")
+    g.iloc[:1].to_file(gp, layer="b")
+    df, meta = tables.read_table(gp, layer="b")
+    assert len(df) == 1 and meta.layer == "b"
+    df, meta = tables.read_table(gp)
+    assert len(df) == 3 and any("first layer" in n for n in meta.notes)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        tables.read_table(tmp_path / "none.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        tables.read_table(empty)
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("名称,经度,纬度\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no data rows"):
+        tables.read_table(header_only)
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"this is not a geopackage")
+    with pytest.raises(InputError, match="cannot read"):
+        tables.read_table(junk)
+    xls = tmp_path / "old.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(InputError, match=r"\.xlsx"):
+        tables.read_table(xls)
+    fake = tmp_path / "fake.xlsx"
+    fake.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a readable .xlsx"):
+        tables.read_table(fake)
+
+
+def test_find_column_rules():
+    df = pd.DataFrame(columns=["机构名称（全称）", "gcj_lng", "GCJ_LAT", "建筑面积(㎡)", "population", "row"])
+    assert tables.find_column(df, ["名称", "name"], key="name", path="f.csv") == "机构名称（全称）"
+    assert tables.find_column(df, tables.X_CANDIDATES, key="x", path="f.csv") == "gcj_lng"
+    assert tables.find_column(df, tables.Y_CANDIDATES, key="y", path="f.csv") == "GCJ_LAT"
+    assert tables.find_column(df, ["建筑面积", "面积"], key="floor_area", path="f.csv") == "建筑面积(㎡)"
+    # "lat" inside "population" is not a word: no false match
+    assert tables.find_column(pd.DataFrame(columns=["population"]), ["lat"], key="y", path="f.csv", required=False) is None
+    assert tables.find_column(df, [], key="x", path="f.csv", given="gcj lng") == "gcj_lng"
+    with pytest.raises(InputError) as err:
+        tables.find_column(df, ["床位"], key="beds", path="f.csv")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("f.csv: no column for beds") and "beds: <column>" in msg
+    with pytest.raises(InputError, match="column 'nope' \\(for name\\) not found"):
+        tables.find_column(df, [], key="name", path="f.csv", given="nope")
+    amb = pd.DataFrame(columns=["占地面积", "用地面积"])
+    with pytest.raises(InputError, match="ambiguous"):
+        tables.find_column(amb, ["面积"], key="floor_area", path="f.csv")
+
+
+def test_to_number():
+    v, bad = tables.to_number(["１２０.５", " 1,200 ", "500㎡", "", None, "abc", "inf", 3, "-7.5", "nan"])
+    assert v[0] == 120.5 and v[1] == 1200 and np.isnan(v[2]) and v[7] == 3 and v[8] == -7.5
+    assert np.isinf(v[6]) and np.isnan(v[9])
+    assert bad.tolist() == [False, False, True, False, False, True, False, False, False, False]
+    v, bad = tables.to_number(["500㎡", "约50张", "2005年", "x"], lenient=True)
+    assert v[:3].tolist() == [500, 50, 2005] and bad.tolist() == [False, False, False, True]
