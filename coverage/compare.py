@@ -1,0 +1,243 @@
+"""Scenario comparison: what changes between two runs (e.g. before / after a new centre).
+
+Reads only the files a run writes (``communities.csv``, ``streets.csv``, ``summary.json``)
+and reports, per community, the services newly covered or uncovered, floor-space shortfalls
+closed or opened and other checks resolved or raised; per sub-district, the change of every
+numeric scorecard column; for the city, every numeric value of ``summary.json`` that changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from carecircle.layers.report import InputError
+
+#: Change words in the comparison table → Chinese.
+CHANGES_ZH = {
+    "newly_covered": "新覆盖", "newly_uncovered": "失去覆盖",
+    "shortfall_closed": "缺口消除", "shortfall_opened": "新增缺口",
+    "shortfall_reduced": "缺口减少", "shortfall_increased": "缺口增加",
+    "resolved": "问题解决", "raised": "新增问题",
+    "only_in_a": "仅方案A有", "only_in_b": "仅方案B有", "changed": "变化",
+}
+HEADERS_ZH = {"level": "层级", "street": "街道", "community": "社区", "item": "项目", "change": "变化",
+              "a": "方案A", "b": "方案B", "delta": "变化量"}
+LEVELS_ZH = {"community": "社区", "street": "街道", "city": "全市"}
+_COLUMNS = ["level", "street", "community", "item", "change", "a", "b", "delta"]
+_TOL = 1e-6
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`compare_runs`.
+
+    Attributes
+    ----------
+    communities : DataFrame
+        ``street``, ``community``, ``item`` (service or check key), ``change``, ``a``, ``b``,
+        ``delta`` (b − a): one row per community and change.
+    streets : DataFrame
+        ``street``, ``item`` (scorecard column), ``a``, ``b``, ``delta``: changed values only.
+    city : DataFrame
+        ``item`` (dotted ``summary.json`` key), ``a``, ``b``, ``delta``: changed values only.
+    counts : dict
+        ``services`` {s: newly_covered, newly_uncovered}, ``space`` {shortfalls_closed,
+        shortfalls_opened, shortfall_m2_a, shortfall_m2_b, delta_m2}, ``checks``
+        {key: resolved, raised}, ``only_in_a`` / ``only_in_b`` (community names).
+    """
+
+    run_a: str
+    run_b: str
+    communities: pd.DataFrame
+    streets: pd.DataFrame
+    city: pd.DataFrame
+    counts: dict = field(default_factory=dict)
+
+
+def _read_run(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    if not path.is_dir():
+        raise InputError(f"{path}: not a run folder; give the --out folder of a carecircle run")
+    files = {name: path / name for name in ("communities.csv", "streets.csv", "summary.json")}
+    for name, f in files.items():
+        if not f.is_file():
+            raise InputError(f"{f}: missing; compare needs communities.csv, streets.csv and summary.json from a run")
+    com = pd.read_csv(files["communities.csv"], encoding="utf-8-sig")
+    streets = pd.read_csv(files["streets.csv"], encoding="utf-8-sig")
+    for df, name in ((com, "communities.csv"), (streets, "streets.csv")):
+        if "street" not in df.columns or (name == "communities.csv" and "name" not in df.columns):
+            raise InputError(f"{path / name}: columns name/street missing; is this a carecircle output?")
+    summary = json.loads(files["summary.json"].read_text(encoding="utf-8"))
+    com["street"] = com["street"].astype("string").fillna("")
+    streets["street"] = streets["street"].astype("string").fillna("")
+    return com, streets, summary
+
+
+def _as_bool(s: pd.Series) -> pd.Series:
+    if s.dtype == bool:
+        return s
+    return s.astype("string").str.strip().str.lower().map({"true": True, "1": True, "false": False, "0": False}).fillna(False).astype(bool)
+
+
+def _flatten(d, prefix: str = "") -> dict[str, float]:
+    out = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(d, bool):
+        out[prefix] = float(d)
+    elif isinstance(d, (int, float)):
+        out[prefix] = float(d)
+    return out
+
+
+def _community_changes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    key = ["street", "name"]
+    m = a.merge(b, on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    rows = []
+    counts: dict = {"services": {}, "space": {}, "checks": {},
+                    "only_in_a": m.loc[m["_merge"] == "left_only", "name"].astype(str).tolist(),
+                    "only_in_b": m.loc[m["_merge"] == "right_only", "name"].astype(str).tolist()}
+    for side, change in (("left_only", "only_in_a"), ("right_only", "only_in_b")):
+        sel = m[m["_merge"] == side]
+        rows.append(pd.DataFrame({"street": sel["street"], "community": sel["name"], "item": "community", "change": change,
+                                  "a": np.nan, "b": np.nan}))
+    both = m[m["_merge"] == "both"]
+    flags = sorted({c for c in a.columns if c.startswith("flag_")} & {c for c in b.columns if c.startswith("flag_")})
+    has_shortfall = "space_shortfall_m2" in a.columns and "space_shortfall_m2" in b.columns
+    if has_shortfall:
+        # flag_space is reported through the shortfall itself (closed/opened/reduced/increased).
+        flags = [f for f in flags if f != "flag_space"]
+    for col in flags:
+        fa, fb = _as_bool(both[f"{col}_a"]), _as_bool(both[f"{col}_b"])
+        key_ = col[5:]
+        service = key_[3:] if key_.startswith("no_") and f"elderly_covered_share_{key_[3:]}_a" in both.columns else None
+        if service:
+            va, vb = both[f"elderly_covered_share_{service}_a"], both[f"elderly_covered_share_{service}_b"]
+            words, item = ("newly_uncovered", "newly_covered"), service
+        else:
+            va, vb = fa.astype(float), fb.astype(float)
+            words, item = ("raised", "resolved"), key_
+        raised, resolved = ~fa & fb, fa & ~fb
+        for mask, word in ((raised, words[0]), (resolved, words[1])):
+            sel = mask.to_numpy()
+            rows.append(pd.DataFrame({"street": both["street"][sel], "community": both["name"][sel], "item": item, "change": word,
+                                      "a": va[sel].astype(float), "b": vb[sel].astype(float)}))
+        if service:
+            counts["services"][service] = {"newly_covered": int(resolved.sum()), "newly_uncovered": int(raised.sum())}
+        else:
+            counts["checks"][key_] = {"resolved": int(resolved.sum()), "raised": int(raised.sum())}
+    if has_shortfall:
+        sa = both["space_shortfall_m2_a"].astype(float)
+        sb = both["space_shortfall_m2_b"].astype(float)
+        pa, pb = sa.fillna(0) > _TOL, sb.fillna(0) > _TOL
+        kinds = {
+            "shortfall_closed": pa & ~pb, "shortfall_opened": ~pa & pb,
+            "shortfall_reduced": pa & pb & (sb < sa - _TOL), "shortfall_increased": pa & pb & (sb > sa + _TOL),
+        }
+        for word, mask in kinds.items():
+            sel = mask.to_numpy()
+            rows.append(pd.DataFrame({"street": both["street"][sel], "community": both["name"][sel], "item": "space", "change": word,
+                                      "a": sa[sel], "b": sb[sel]}))
+        counts["space"] = {
+            "shortfalls_closed": int(kinds["shortfall_closed"].sum()), "shortfalls_opened": int(kinds["shortfall_opened"].sum()),
+            "shortfall_m2_a": float(sa.sum()), "shortfall_m2_b": float(sb.sum()), "delta_m2": float(sb.sum() - sa.sum()),
+        }
+    out = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else pd.DataFrame(
+        columns=["street", "community", "item", "change", "a", "b"])
+    out["delta"] = out["b"].astype(float) - out["a"].astype(float)
+    return out.sort_values(["street", "community", "item"], kind="mergesort").reset_index(drop=True), counts
+
+
+def _street_changes(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    num = [c for c in a.columns if c in b.columns and c != "street"
+           and (pd.api.types.is_numeric_dtype(a[c]) or pd.api.types.is_bool_dtype(a[c]))]
+    m = a[["street"] + num].merge(b[["street"] + num], on="street", how="outer", suffixes=("_a", "_b"))
+    long = pd.concat([pd.DataFrame({"street": m["street"], "item": c, "a": m[f"{c}_a"].astype(float), "b": m[f"{c}_b"].astype(float)})
+                      for c in num], ignore_index=True) if num else pd.DataFrame(columns=["street", "item", "a", "b"])
+    long["delta"] = long["b"] - long["a"]
+    changed = (long["delta"].abs() > _TOL) | (long["a"].isna() != long["b"].isna())
+    return long[changed].reset_index(drop=True)
+
+
+def compare_runs(dir_a: str | Path, dir_b: str | Path) -> Comparison:
+    """Compare the outputs of two runs (A = before, B = after).
+
+    Parameters
+    ----------
+    dir_a, dir_b : str or Path
+        Output folders of two ``carecircle run`` calls (``communities.csv``, ``streets.csv``,
+        ``summary.json``). Communities are matched on (``street``, ``name``), sub-districts
+        on ``street``.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    InputError
+        A folder or one of its files is missing.
+    """
+    a_dir, b_dir = Path(dir_a), Path(dir_b)
+    ca, sa, ja = _read_run(a_dir)
+    cb, sb, jb = _read_run(b_dir)
+    com, counts = _community_changes(ca, cb)
+    fa, fb = _flatten(ja), _flatten(jb)
+    keys = sorted(set(fa) | set(fb))
+    city = pd.DataFrame({"item": keys, "a": [fa.get(k, np.nan) for k in keys], "b": [fb.get(k, np.nan) for k in keys]})
+    city["delta"] = city["b"] - city["a"]
+    # Run time and versions always differ and say nothing about the scenario.
+    noise = city["item"].str.contains(r"(?:^|\.)(?:runtime|elapsed|seconds|duration|versions?)(?:\.|_|$)", regex=True)
+    city = city[((city["delta"].abs() > _TOL) | (city["a"].isna() != city["b"].isna())) & ~noise].reset_index(drop=True)
+    return Comparison(str(a_dir), str(b_dir), com, _street_changes(sa, sb), city, counts)
+
+
+def comparison_table(result: Comparison, lang: str = "zh") -> pd.DataFrame:
+    """All changes in one long table (``level``, ``street``, ``community``, ``item``,
+    ``change``, ``a``, ``b``, ``delta``), headers and words in ``lang``."""
+    parts = [
+        result.communities.assign(level="community"),
+        result.streets.assign(level="street", community="", change="changed"),
+        result.city.assign(level="city", street="", community="", change="changed"),
+    ]
+    table = pd.concat([p.reindex(columns=_COLUMNS) for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=_COLUMNS)
+    if lang == "en":
+        return table
+    table["level"] = table["level"].map(LEVELS_ZH)
+    table["change"] = table["change"].map(CHANGES_ZH).fillna(table["change"])
+    return table.rename(columns=HEADERS_ZH)
+
+
+def write_comparison(result: Comparison, out_dir: str | Path, lang: str = "zh") -> dict[str, Path]:
+    """Write ``compare.csv`` (one long table, headers in ``lang``; UTF-8 with BOM so Excel
+    reads the Chinese) and ``compare.json`` (counts and the three tables, English keys).
+
+    Parameters
+    ----------
+    result : Comparison
+    out_dir : str or Path
+    lang : {"zh", "en"}
+
+    Returns
+    -------
+    dict
+        ``{"csv": path, "json": path}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out / "compare.csv", out / "compare.json"
+    comparison_table(result, lang).to_csv(csv_path, index=False, encoding="utf-8-sig")
+
+    def records(df: pd.DataFrame) -> list[dict]:
+        return json.loads(df.to_json(orient="records", force_ascii=False))
+
+    payload = {"run_a": result.run_a, "run_b": result.run_b, "counts": result.counts,
+               "communities": records(result.communities), "streets": records(result.streets), "city": records(result.city)}
+    json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    return {"csv": csv_path, "json": json_path}

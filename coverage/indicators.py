@@ -1,0 +1,359 @@
+"""Per-community indicators: walk distances, covered shares, households and floor space.
+
+Everything here is a table operation on the results of the reach stage: population points
+are joined to community polygons once (``sjoin``), facilities once, estates once, then
+``groupby`` sums give the per-community values. Nothing is recomputed upstream; the walk
+distances come from the ``dist_<service>_m`` columns of the population points (inf/NaN =
+not reachable within the search cut-off).
+
+The verdicts (flags), street scorecards and the action list are in
+:mod:`carecircle.coverage.standards`; this module only measures.
+"""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from carecircle.coverage.profile import Profile
+from carecircle.layers.report import InputError
+
+#: Weighted quantile reported as the "worst decile" distance.
+WORST_DECILE = 0.9
+
+
+def service_mask(facilities: pd.DataFrame, profile: Profile, services: list[str]) -> np.ndarray:
+    """Facilities carrying any of ``services``.
+
+    Uses the bool service columns the facility loader writes; a service without a column
+    (e.g. a tier a user profile adds) is detected from its keywords in ``name`` and ``type``.
+
+    Parameters
+    ----------
+    facilities : DataFrame
+        Facilities with ``name``, ``type`` and bool service columns.
+    profile : Profile
+    services : list of str
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    mask = np.zeros(len(facilities), dtype=bool)
+    text = None
+    for s in services:
+        if s in facilities.columns:
+            mask |= facilities[s].fillna(False).to_numpy(dtype=bool)
+            continue
+        words = profile.services[s].keywords
+        if not words:
+            continue
+        if text is None:
+            text = facilities.get("name", pd.Series("", index=facilities.index)).fillna("").astype(str) + " " + (
+                facilities.get("type", pd.Series("", index=facilities.index)).fillna("").astype(str)
+            )
+        mask |= text.str.contains("|".join(map(re.escape, words)), regex=True).to_numpy(dtype=bool)
+    return mask
+
+
+def _rep_points(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    return gdf.geometry.representative_point()
+
+
+def _join_points(points: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> pd.Series:
+    """Community position (0..n-1) of each point, -1 outside every community.
+
+    A point on a shared boundary joins both polygons; it is kept with the first one so that
+    no person is counted twice.
+    """
+    if len(points) == 0 or len(communities) == 0:
+        return pd.Series(-1, index=points.index, dtype=int)
+    polys = gpd.GeoDataFrame({"_cid": np.arange(len(communities))}, geometry=communities.geometry.to_numpy(), crs=communities.crs)
+    pts = gpd.GeoDataFrame(geometry=points.geometry.to_numpy(), crs=points.crs)
+    joined = gpd.sjoin(pts, polys, how="left", predicate="intersects")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    return pd.Series(joined["_cid"].fillna(-1).astype(int).to_numpy(), index=points.index)
+
+
+def _weighted_p90(cid: np.ndarray, dist: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
+    """Weighted 90th percentile of ``dist`` per community (inf allowed), NaN without weight."""
+    order = np.lexsort((dist, cid))
+    c, d, w = cid[order], dist[order], weight[order]
+    total = np.bincount(c, weights=w, minlength=n)
+    cum = pd.Series(w).groupby(c).cumsum().to_numpy()
+    hit = cum >= WORST_DECILE * total[c] - 1e-9 * np.maximum(total[c], 1.0)
+    hit &= total[c] > 0
+    out = np.full(n, np.nan)
+    first = pd.Series(np.arange(len(c))[hit]).groupby(c[hit]).min()
+    out[first.index.to_numpy()] = d[first.to_numpy()]
+    return out
+
+
+def _nearest_table(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, profile: Profile,
+                   nearest: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+    """Per community and circle service: nearest facility name and distance.
+
+    From the pipeline's ``nearest`` table (walk distances) when given, matched on community
+    name (and street when the table has one); otherwise the straight-line nearest facility
+    from the community's representative point, labelled ``straight_line``.
+    """
+    n = len(communities)
+    out = pd.DataFrame(index=range(n))
+    if nearest is not None:
+        need = {"name", "service", "facility", "distance_m"}
+        if missing := need - set(nearest.columns):
+            raise InputError(f"nearest: missing column(s) {', '.join(sorted(missing))}; expected name, service, facility, distance_m")
+        keys = ["name", "street"] if "street" in nearest.columns else ["name"]
+        left = communities[keys].reset_index(drop=True).assign(_pos=np.arange(n))
+        for s in profile.circle_services:
+            sub = nearest.loc[nearest["service"] == s, keys + ["facility", "distance_m"]].drop_duplicates(keys)
+            m = left.merge(sub, on=keys, how="left").sort_values("_pos")
+            out[f"nearest_{s}"] = m["facility"].to_numpy()
+            out[f"nearest_{s}_m"] = pd.to_numeric(m["distance_m"], errors="coerce").to_numpy(dtype=float)
+        return out, "walk"
+    reps = gpd.GeoDataFrame({"_pos": np.arange(n)}, geometry=_rep_points(communities).to_numpy(), crs=communities.crs)
+    for s in profile.circle_services:
+        fac = facilities.loc[service_mask(facilities, profile, [s]), ["name", "geometry"]]
+        out[f"nearest_{s}"] = pd.Series([pd.NA] * n, dtype="string")
+        out[f"nearest_{s}_m"] = np.nan
+        if len(fac) and n:
+            j = gpd.sjoin_nearest(reps, fac.rename(columns={"name": "_fac"}), how="left", distance_col="_d")
+            j = j[~j.index.duplicated(keep="first")].sort_values("_pos")
+            out[f"nearest_{s}"] = j["_fac"].astype("string").to_numpy()
+            out[f"nearest_{s}_m"] = j["_d"].to_numpy(dtype=float)
+    return out, "straight_line"
+
+
+def _estate_cid(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> np.ndarray:
+    """Community position of each estate: by ``community`` name, else by location."""
+    first_pos = pd.Series(np.arange(len(communities)), index=communities["name"].to_numpy())
+    first_pos = first_pos[~first_pos.index.duplicated(keep="first")]
+    by_name = estates["community"].map(first_pos) if "community" in estates.columns else pd.Series(np.nan, index=estates.index)
+    by_place = _join_points(gpd.GeoDataFrame(geometry=_rep_points(estates), crs=estates.crs), communities)
+    cid = by_name.fillna(by_place.where(by_place >= 0))
+    return cid.fillna(-1).astype(int).to_numpy()
+
+
+def _is_new(year: pd.Series, profile: Profile) -> np.ndarray:
+    y = pd.to_numeric(year, errors="coerce")
+    unknown_new = profile.space.unknown_year_as == "new"
+    return np.where(y.isna(), unknown_new, y >= profile.space.new_from_year).astype(bool)
+
+
+def _rate_parts(hh_new: np.ndarray, hh_old: np.ndarray, profile: Profile, which: str) -> np.ndarray:
+    """Required m² from households by age class; NaN where no rate applies to any household."""
+    rn = getattr(profile.space.new, f"{which}_m2_per_100hh")
+    ro = getattr(profile.space.existing, f"{which}_m2_per_100hh")
+    req = (hh_new * rn / 100.0 if rn is not None else 0.0) + (hh_old * ro / 100.0 if ro is not None else 0.0)
+    checked = (hh_new if rn is not None else 0.0) + (hh_old if ro is not None else 0.0)
+    total = hh_new + hh_old
+    return np.where((checked == 0) & (total > 0), np.nan, req)
+
+
+def community_indicators(
+    communities: gpd.GeoDataFrame,
+    population: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    profile: Profile,
+    *,
+    cutoff_m: float | None = None,
+    estates: gpd.GeoDataFrame | None = None,
+    nearest: pd.DataFrame | None = None,
+    reach: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Measure every community against the walking circle and the floor-space standard.
+
+    Parameters
+    ----------
+    communities : GeoDataFrame
+        ``name``, ``street``, ``households``, ``population``, ``elderly``, ``built_year``,
+        polygon geometry, metric CRS.
+    population : GeoDataFrame
+        Points with ``people``, ``elderly`` and ``dist_<s>_m`` per circle service
+        (inf/NaN = unreachable).
+    facilities : GeoDataFrame
+        ``fid``, ``name``, ``type``, ``floor_area_m2``, bool service columns, points.
+    profile : Profile
+    cutoff_m : float, optional
+        The walk-circle distance; default ``profile.walk_distance_m``.
+    estates : GeoDataFrame, optional
+        小区 with ``name``, ``community`` (NaN → located by geometry), ``households``,
+        ``built_year``, ``space_m2``.
+    nearest : DataFrame, optional
+        Walk distance from each community to its nearest facility per service: ``name``
+        (community), ``service``, ``facility``, ``distance_m`` (optionally ``street``).
+        Without it the straight-line nearest facility is reported (``nearest_basis``).
+    reach : DataFrame, optional
+        Only for ``space.count_facilities: circle``: ``name`` (community), ``fid``,
+        ``distance_m`` walk distances; without it facilities within ``cutoff_m`` in a
+        straight line of the community's representative point are counted.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per community (input order) with ``name``, ``street``, ``households``,
+        ``households_source``, ``households_new``, ``households_existing``, ``population``,
+        ``elderly``, ``n_points``, ``dist_basis``; per circle service ``s``:
+        ``dist_<s>_mean_m``, ``dist_<s>_p90_m``, ``elderly_covered_share_<s>``,
+        ``population_covered_share_<s>``, ``nearest_<s>``, ``nearest_<s>_m``;
+        ``nearest_basis``; ``space_required_m2``, ``space_target_m2``,
+        ``space_provided_m2``, ``space_provided_from``, ``space_shortfall_m2``,
+        ``space_target_shortfall_m2``, ``largest_unit_m2``, ``n_stations``,
+        ``largest_station_m2``, ``per_capita_required_m2``, geometry.
+    """
+    cutoff = float(profile.walk_distance_m if cutoff_m is None else cutoff_m)
+    com = communities.reset_index(drop=True)
+    n = len(com)
+    if "street" not in com.columns:
+        com = com.assign(street=pd.NA)
+    out = gpd.GeoDataFrame({"name": com["name"].to_numpy(), "street": com["street"].to_numpy()},
+                           geometry=com.geometry.to_numpy(), crs=com.crs)
+
+    # ---- population points → communities (one spatial join) -------------------------
+    for s in profile.circle_services:
+        if f"dist_{s}_m" not in population.columns:
+            raise InputError(f"population: dist_{s}_m: column missing; the reach stage must add one per circle service")
+    pcid = _join_points(population, com).to_numpy()
+    inside = pcid >= 0
+    pc = pcid[inside]
+    people = pd.to_numeric(population["people"], errors="coerce").fillna(0).to_numpy(dtype=float)[inside]
+    eld = pd.to_numeric(population["elderly"], errors="coerce").fillna(0).to_numpy(dtype=float)[inside]
+    people_sum = np.bincount(pc, weights=people, minlength=n)
+    eld_sum = np.bincount(pc, weights=eld, minlength=n)
+    # Elderly weights where the community has elderly counts on its points, else people:
+    # a community's verdict should follow where its residents live even if the elderly
+    # layer is missing there.
+    w = np.where(eld_sum[pc] > 0, eld, people)
+    w_sum = np.bincount(pc, weights=w, minlength=n)
+    has_points = w_sum > 0
+    out["n_points"] = np.bincount(pc, minlength=n)
+    out["dist_basis"] = np.where(has_points, "population", "representative_point")
+
+    near, basis = _nearest_table(com, facilities, profile, nearest)
+    for s in profile.circle_services:
+        d = pd.to_numeric(population[f"dist_{s}_m"], errors="coerce").to_numpy(dtype=float)[inside]
+        d = np.where(np.isnan(d), np.inf, d)
+        ok = np.isfinite(d)
+        cov = d <= cutoff
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # Mean over the reachable elderly; the unreachable show in the share and the p90.
+            mean = np.bincount(pc, weights=np.where(ok, w * d, 0), minlength=n) / np.bincount(pc, weights=np.where(ok, w, 0), minlength=n)
+            e_share = np.bincount(pc, weights=w * cov, minlength=n) / w_sum
+            p_share = np.bincount(pc, weights=people * cov, minlength=n) / people_sum
+        p90 = _weighted_p90(pc, d, w, n)
+        # Communities without population points fall back to the representative point's
+        # distance (the nearest-facility table): all in or all out; no distance (no
+        # facility of the service, or no path) means unreachable.
+        d0 = near[f"nearest_{s}_m"].to_numpy(dtype=float)
+        covered0 = (np.nan_to_num(d0, nan=np.inf) <= cutoff).astype(float)
+        out[f"dist_{s}_mean_m"] = np.where(has_points, mean, d0)
+        # p90 is NaN when the worst decile cannot reach a facility within the search cut-off.
+        out[f"dist_{s}_p90_m"] = np.where(has_points, np.where(np.isinf(p90), np.nan, p90), d0)
+        out[f"elderly_covered_share_{s}"] = np.where(has_points, e_share, covered0)
+        out[f"population_covered_share_{s}"] = np.where(people_sum > 0, p_share, np.where(has_points, e_share, covered0))
+        out[f"nearest_{s}"] = near[f"nearest_{s}"].to_numpy()
+        out[f"nearest_{s}_m"] = d0
+    out["nearest_basis"] = basis
+
+    # ---- people and households ------------------------------------------------------
+    pop_field = pd.to_numeric(com.get("population", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
+    eld_field = pd.to_numeric(com.get("elderly", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
+    out["population"] = np.where(np.isnan(pop_field), people_sum, pop_field)
+    out["elderly"] = np.where(np.isnan(eld_field), eld_sum, eld_field)
+
+    hh_field = pd.to_numeric(com.get("households", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
+    com_new = _is_new(com.get("built_year", pd.Series(np.nan, index=com.index)), profile)
+    est_hh = np.zeros(n)
+    est_new = np.zeros(n)
+    est_space = np.full(n, np.nan)
+    est_max_space = np.full(n, np.nan)
+    has_est_hh = np.zeros(n, dtype=bool)
+    if estates is not None and len(estates):
+        ecid = _estate_cid(estates, com)
+        keep = ecid >= 0
+        ec = ecid[keep]
+        e_hh = pd.to_numeric(estates["households"], errors="coerce").to_numpy(dtype=float)[keep]
+        e_new = _is_new(estates["built_year"], profile)[keep]
+        known = ~np.isnan(e_hh)
+        est_hh = np.bincount(ec[known], weights=e_hh[known], minlength=n)
+        est_new = np.bincount(ec[known], weights=(e_hh * e_new)[known], minlength=n)
+        has_est_hh = np.bincount(ec[known], minlength=n) > 0
+        if "space_m2" in estates.columns:
+            sp = pd.Series(pd.to_numeric(estates["space_m2"], errors="coerce").to_numpy(dtype=float)[keep])
+            g = sp.groupby(ec)
+            est_space[g.sum(min_count=1).index] = g.sum(min_count=1).to_numpy()
+            est_max_space[g.max().index] = g.max().to_numpy()
+    hh_from_pop = out["population"].to_numpy(dtype=float) / profile.household_size
+    households = np.where(has_est_hh, est_hh, np.where(np.isnan(hh_field), hh_from_pop, hh_field))
+    out["households"] = households
+    out["households_source"] = np.where(has_est_hh, "estates", np.where(np.isnan(hh_field), "population", "community"))
+    hh_new = np.where(has_est_hh, est_new, np.where(com_new, households, 0.0))
+    hh_new = np.nan_to_num(hh_new)
+    hh_old = np.nan_to_num(households) - hh_new
+    out["households_new"] = hh_new
+    out["households_existing"] = hh_old
+
+    # ---- facilities → communities (one spatial join, reused) -----------------------
+    fcid = _join_points(facilities, com).to_numpy()
+    area = pd.to_numeric(facilities["floor_area_m2"], errors="coerce").to_numpy(dtype=float)
+    qual = service_mask(facilities, profile, profile.space.facility_services)
+    if profile.space.count_facilities == "inside":
+        sel = qual & (fcid >= 0)
+        fac_space = np.bincount(fcid[sel], weights=np.nan_to_num(area[sel]), minlength=n)
+    else:
+        fac_space = _circle_space(com, facilities, qual, area, cutoff, reach)
+    sel = qual & (fcid >= 0) & ~np.isnan(area)
+    fac_max = np.full(n, np.nan)
+    g = pd.Series(area[sel]).groupby(fcid[sel]).max()
+    fac_max[g.index.to_numpy()] = g.to_numpy()
+
+    # ---- floor space: required vs provided -------------------------------------------
+    out["space_required_m2"] = _rate_parts(hh_new, hh_old, profile, "min")
+    out["space_target_m2"] = _rate_parts(hh_new, hh_old, profile, "target")
+    src = profile.space.provided_from
+    use_est = ~np.isnan(est_space) if src == "auto" else np.full(n, src == "estates")
+    out["space_provided_m2"] = np.where(use_est, np.nan_to_num(est_space), fac_space)
+    out["space_provided_from"] = np.where(use_est, "estates", "facilities")
+    out["space_shortfall_m2"] = np.clip(out["space_required_m2"] - out["space_provided_m2"], 0, None)
+    out["space_target_shortfall_m2"] = np.clip(out["space_target_m2"] - out["space_provided_m2"], 0, None)
+    # The largest single unit (an estate's room or one facility) for Rugao's pooled rule.
+    out["largest_unit_m2"] = np.fmax(est_max_space, fac_max)
+
+    # ---- stations ("one station per community") ------------------------------------
+    st = service_mask(facilities, profile, profile.station.services) & (fcid >= 0)
+    out["n_stations"] = np.bincount(fcid[st], minlength=n)
+    st_area = st & ~np.isnan(area)
+    largest = np.full(n, np.nan)
+    g = pd.Series(area[st_area]).groupby(fcid[st_area]).max()
+    largest[g.index.to_numpy()] = g.to_numpy()
+    out["largest_station_m2"] = largest
+
+    pc_rule = profile.per_capita
+    out["per_capita_required_m2"] = (
+        out["population"] * pc_rule.min_m2_per_person if pc_rule is not None and pc_rule.measure == "floor_area" else np.nan
+    )
+    first = ["name", "street", "households", "population", "elderly"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def _circle_space(com: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, qual: np.ndarray, area: np.ndarray,
+                  cutoff: float, reach: pd.DataFrame | None) -> np.ndarray:
+    """Floor area of qualifying facilities within the walk circle of each community."""
+    n = len(com)
+    fac = pd.DataFrame({"fid": facilities["fid"].to_numpy(), "_area": np.nan_to_num(area)})[qual]
+    if reach is not None:
+        need = {"name", "fid", "distance_m"}
+        if missing := need - set(reach.columns):
+            raise InputError(f"reach: missing column(s) {', '.join(sorted(missing))}; expected name, fid, distance_m")
+        pos = pd.Series(np.arange(n), index=com["name"].to_numpy())
+        pos = pos[~pos.index.duplicated(keep="first")]
+        r = reach.loc[pd.to_numeric(reach["distance_m"], errors="coerce") <= cutoff, ["name", "fid"]]
+        r = r.assign(_cid=r["name"].map(pos)).dropna(subset=["_cid"]).merge(fac, on="fid")
+    else:
+        reps = gpd.GeoDataFrame({"_cid": np.arange(n)}, geometry=_rep_points(com).to_numpy(), crs=com.crs)
+        f = gpd.GeoDataFrame(fac, geometry=facilities.geometry.to_numpy()[qual], crs=facilities.crs)
+        r = gpd.sjoin(reps, f, predicate="dwithin", distance=cutoff)
+    return np.bincount(r["_cid"].astype(int).to_numpy(), weights=r["_area"].to_numpy(dtype=float), minlength=n)
