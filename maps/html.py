@@ -1,0 +1,654 @@
+"""The interactive map (folium / Leaflet): facilities, walking circles, communities by their
+worst failed check, elderly density, uncovered population and sub-district scorecards.
+
+Design choices, and why:
+
+- **Basemaps and China's coordinate systems.** OSM tiles (default) and Tianditu (天地图,
+  CGCS2000 ≈ WGS-84 at map scale) take overlays as they are. Amap (高德) tiles are drawn in
+  GCJ-02, so with ``basemap="amap"`` — and only then — every overlay coordinate is shifted
+  WGS-84 → GCJ-02 with :func:`carecircle.layers.crs.from_wgs84` (one vectorised
+  ``shapely.transform`` per layer). One basemap per map: offering OSM and Amap in the same
+  layer control would leave the overlays a few hundred metres off on one of them.
+- **Untrusted text.** Facility names and addresses come from user CSVs. folium's
+  ``GeoJsonPopup``/``GeoJsonTooltip`` and Leaflet's layer control insert strings as HTML, so
+  every text is escaped in Python (``html.escape``) before it reaches the page; the data itself
+  is embedded by folium as JSON with ``<``, ``>``, ``&``, ``'`` escaped, so nothing can close the
+  ``<script>``.
+- **Size.** Features go into one ``L.geoJson`` per layer (not one JS block per marker),
+  coordinates are rounded to 1e-6° (0.1 m), polygons are simplified by ``simplify_m`` metres
+  before display, facility markers cluster above ``cluster_threshold`` per service, and the
+  elderly density is one PNG image (a web-mercator grid of the population points), not
+  thousands of squares. Budget: :data:`SIZE_BUDGET_BYTES` for a whole district
+  (tests/test_map_html.py measures a synthetic district against it).
+- **Assets.** Only Leaflet (and Leaflet.markercluster when clustering) is loaded: markers are
+  inline-SVG ``DivIcon`` s and the legend is plain HTML, so jQuery, Bootstrap and Font Awesome
+  (folium's defaults) are not needed. ``write_map(..., offline=True)`` inlines those few files
+  from the ``folium-offline`` package, which ships folium's CDN files keyed by their URLs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import Element
+from folium.plugins import MarkerCluster
+from matplotlib import colormaps
+from scipy.spatial import cKDTree
+
+from carecircle.layers import crs as ccrs
+from carecircle.layers.report import InputError
+from carecircle.maps import labels as L
+
+BASEMAPS = ("osm", "amap", "tianditu")
+# Facility markers of one service cluster above this count (a district has a few hundred).
+CLUSTER_THRESHOLD = 200
+# Display simplification of polygons, metres: below a pixel at zoom 16 (2.4 m/px) × 2.
+SIMPLIFY_M = 5.0
+# map.html budget for a whole district (~200 communities, ~600 facilities, ~22,500
+# population cells, per-facility walking circles): measured 6.5 MiB in tests/test_map_html.py,
+# most of it the per-facility circles (hidden until ticked).
+SIZE_BUDGET_BYTES = 10 * 2**20
+# Density image: at most this many cells along a side (a 100 m grid covers 100 km).
+MAX_DENSITY_CELLS = 1500
+COORD_DECIMALS = 6
+
+SERVICE_COLOURS = ["#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#c2185b"]
+SERVICE_SHAPES = ["circle", "square", "triangle", "diamond", "hexagon", "star"]
+CHECK_COLOURS = {"": "#81c784", "no_day_care": "#e53935", "no_meal": "#fb8c00", "space": "#fdd835"}
+OTHER_CHECK_COLOURS = ["#8e24aa", "#3949ab", "#6d4c41", "#00897b", "#d81b60", "#546e7a"]
+AMAP_TILES = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
+TIANDITU_TILES = (
+    "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
+    "&TILECOL={{x}}&tk={token}"
+)
+TIANDITU_TOKEN_ENV = "TIANDITU_TOKEN"
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def display_geometries(gdf: gpd.GeoDataFrame, *, basemap: str = "osm", simplify_m: float = 0.0) -> np.ndarray:
+    """Geometries of ``gdf`` as drawn on ``basemap``: lon/lat, GCJ-02 for Amap, rounded.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        A layer in the analysis CRS (projected, metres).
+    basemap : str
+        "osm", "amap" or "tianditu"; only "amap" shifts coordinates to GCJ-02.
+    simplify_m : float
+        Douglas-Peucker tolerance applied in the metric CRS before reprojection (0: none).
+
+    Returns
+    -------
+    numpy.ndarray of shapely geometries
+        Longitude/latitude coordinates rounded to 1e-6°.
+    """
+    if gdf.crs is None:
+        raise InputError("map: a layer has no CRS; pass layers in the analysis CRS (metres)")
+    geoms = gdf.geometry
+    if simplify_m > 0 and gdf.crs.is_projected:
+        geoms = geoms.simplify(simplify_m, preserve_topology=True)
+    lonlat = np.asarray(geoms.to_crs(4326).values, dtype=object)
+    gcj = basemap == "amap"
+
+    def to_map(coords: np.ndarray) -> np.ndarray:
+        if gcj:
+            lon, lat = ccrs.from_wgs84(coords[:, 0], coords[:, 1], "gcj02")
+            coords = np.column_stack([lon, lat])
+        return np.round(coords, COORD_DECIMALS)
+
+    return shapely.transform(lonlat, to_map)
+
+
+def _add_geojson(parent, data: dict, **kwargs) -> None:
+    """Add a GeoJson layer unless it has no features (folium cannot render an empty one with
+    popups, and an empty entry in the layer control only confuses)."""
+    if data["features"]:
+        folium.GeoJson(data, **kwargs).add_to(parent)
+
+
+def _features(geoms: np.ndarray, props: Mapping[str, list]) -> dict:
+    """A GeoJSON FeatureCollection; ``props`` are column lists aligned with ``geoms``."""
+    keys = list(props)
+    columns = [props[k] for k in keys]
+    feats = []
+    for i, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            continue
+        feats.append({
+            "type": "Feature",
+            "id": i,
+            "geometry": shapely.geometry.mapping(geom),
+            "properties": {k: col[i] for k, col in zip(keys, columns)},
+        })
+    return {"type": "FeatureCollection", "features": feats}
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _titled(head: str, tail: str, lang: str) -> str:
+    """"步行圈（合并）：助餐点" / "walking circle (dissolved): meal point"."""
+    return f"{head}: {tail}" if lang == "en" else f"{head}：{tail}"
+
+
+def _esc(value) -> str:
+    return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+
+
+def _fmt_number(value, unit: str = "", digits: int = 0) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    if isinstance(value, float) and np.isinf(value):
+        return "∞"
+    return f"{float(value):,.{digits}f}{unit}"
+
+
+def _fmt_text(value) -> str:
+    """Formatter for text cells: ``_tables`` escapes, so only missing values are handled here."""
+    return "—" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _fmt_area(value) -> str:
+    return _fmt_number(value, " m²")
+
+
+def _fmt_share(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):.0%}"
+
+
+def _fmt_bool(lang: str) -> Callable:
+    return lambda v: "—" if v is None or pd.isna(v) else L.text("yes" if bool(v) else "no", lang)
+
+
+def _fmt_distance(lang: str) -> Callable:
+    unreachable = L.text("unreachable", lang)
+    return lambda v: unreachable if v is None or pd.isna(v) or np.isinf(float(v)) else _fmt_number(v, " m")
+
+
+def _tables(df: pd.DataFrame, fields: list[tuple[str, str, Callable]], heading: str | None = None) -> list[str]:
+    """One escaped HTML table per row of ``df``: ``fields`` are (column, label, formatter).
+
+    Columns missing from ``df`` are left out, so one field list serves inputs of different
+    completeness. Every value and label is escaped here, once.
+    """
+    present = [(col, label, fmt) for col, label, fmt in fields if col in df.columns]
+    cells = [
+        [f"<tr><th>{html.escape(label)}</th><td>{html.escape(fmt(v))}</td></tr>" for v in df[col].tolist()]
+        for col, label, fmt in present
+    ]
+    heads = [f"<b>{_esc(v)}</b>" for v in df[heading].tolist()] if heading in df.columns else [""] * len(df)
+    rows = zip(*cells) if cells else [()] * len(df)
+    return [f'{h}<table class="cc">{"".join(r)}</table>' for h, r in zip(heads, rows)]
+
+
+# ----------------------------------------------------------------------------- symbols
+
+
+def _shape_svg(shape: str, colour: str, size: int = 18) -> str:
+    """An inline SVG marker: shape and colour tell the services apart without an icon font."""
+    h = size / 2
+    paths = {
+        "circle": f'<circle cx="{h}" cy="{h}" r="{h - 2}"/>',
+        "square": f'<rect x="2.5" y="2.5" width="{size - 5}" height="{size - 5}"/>',
+        "triangle": f'<polygon points="{h},1.5 {size - 1.5},{size - 2} 1.5,{size - 2}"/>',
+        "diamond": f'<polygon points="{h},1 {size - 1},{h} {h},{size - 1} 1,{h}"/>',
+        "hexagon": f'<polygon points="5,2 {size - 5},2 {size - 1},{h} {size - 5},{size - 2} 5,{size - 2} 1,{h}"/>',
+        "star": f'<polygon points="{h},1 11.2,6.6 17,7 12.5,10.8 14,17 {h},13.6 4,17 5.5,10.8 1,7 6.8,6.6"/>',
+    }
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}" '
+            f'fill="{colour}" stroke="#ffffff" stroke-width="1.5">{paths[shape]}</svg>')
+
+
+def _service_styles(services: Mapping) -> dict[str, tuple[str, str]]:
+    keys = list(services)
+    return {k: (SERVICE_COLOURS[i % len(SERVICE_COLOURS)], SERVICE_SHAPES[i % len(SERVICE_SHAPES)]) for i, k in enumerate(keys)}
+
+
+def check_colours(checks) -> dict[str, str]:
+    """Fill colour per ``worst_check`` key: fixed for the contract's checks, then a palette."""
+    out = dict(CHECK_COLOURS)
+    extra = sorted(set(checks) - set(out))
+    out.update({c: OTHER_CHECK_COLOURS[i % len(OTHER_CHECK_COLOURS)] for i, c in enumerate(extra)})
+    return out
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _require(gdf: pd.DataFrame, layer: str, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        raise InputError(f"map: {layer}: missing column(s) {', '.join(missing)}; pass the layer as the analysis stage writes it")
+
+
+def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None) -> None:
+    if basemap == "osm":
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", max_zoom=19).add_to(m)
+    elif basemap == "amap":
+        folium.TileLayer(AMAP_TILES, attr="&copy; 高德地图 AutoNavi", name="高德地图" if lang != "en" else "Amap",
+                         subdomains="1234", max_zoom=18).add_to(m)
+    else:
+        token = tianditu_token or os.environ.get(TIANDITU_TOKEN_ENV, "")
+        if not token:
+            raise InputError(f"map: basemap tianditu needs a browser key: set {TIANDITU_TOKEN_ENV} or pass tianditu_token "
+                             "(a free key from the Tianditu developer console); it is written into map.html")
+        attr = "&copy; 天地图 Tianditu"
+        folium.TileLayer(TIANDITU_TILES.format(layer="vec", token=token), attr=attr,
+                         name="天地图" if lang != "en" else "Tianditu", subdomains="01234567", max_zoom=18).add_to(m)
+        # The annotation layer holds the place names; it belongs to the basemap, not the overlays.
+        folium.TileLayer(TIANDITU_TILES.format(layer="cva" if lang != "en" else "eva", token=token), attr=attr,
+                         name="天地图注记", subdomains="01234567", max_zoom=18, overlay=True, control=False).add_to(m)
+
+
+def _facility_layers(m, facilities, services, styles, lang, basemap, cluster_threshold) -> list[tuple[str, str, str]]:
+    """One layer per service; returns legend rows (label, colour, shape)."""
+    _require(facilities, "facilities", ["name"])
+    fields = [
+        ("type", L.column_label("type", services, lang), _fmt_text),
+        ("floor_area_m2", L.column_label("floor_area_m2", services, lang), _fmt_area),
+        ("beds", L.column_label("beds", services, lang), _fmt_number),
+        ("address", L.column_label("address", services, lang), _fmt_text),
+    ]
+    present = [k for k in services if k in facilities.columns]
+    offered = facilities[present].fillna(False).astype(bool) if present else pd.DataFrame(index=facilities.index)
+    # "日间照料中心、助餐点": the services a facility offers, built column by column.
+    listed = np.full(len(facilities), "", dtype=object)
+    for k in present:
+        listed = listed + np.where(offered[k].to_numpy(), L.service_label(k, services, lang) + "、", "")
+    table = facilities.assign(_services=pd.Series(listed, index=facilities.index).str.rstrip("、"))
+    fields.append(("_services", L.text("services", lang), _fmt_text))
+    popups = np.array(_tables(table, fields, heading="name"), dtype=object)
+    tips = np.array([_esc(v) for v in facilities["name"].tolist()], dtype=object)
+    geoms = display_geometries(facilities, basemap=basemap)
+    legend = []
+    for key in present:
+        mask = offered[key].to_numpy()
+        if not mask.any():
+            continue  # a service nobody offers gets no (empty) layer
+        colour, shape = styles[key]
+        label = L.service_label(key, services, lang)
+        name = html.escape(f"{label}（{int(mask.sum())}）" if lang != "en" else f"{label} ({int(mask.sum())})")
+        data = _features(geoms[mask], {"_popup": popups[mask].tolist(), "_tip": tips[mask].tolist()})
+        icon = folium.DivIcon(html=_shape_svg(shape, colour), icon_size=(18, 18), icon_anchor=(9, 9), class_name="cc-icon")
+        marker = folium.Marker(icon=icon)
+        detail = dict(popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+        if mask.sum() > cluster_threshold:
+            cluster = MarkerCluster(name=name, options={"disableClusteringAtZoom": 17, "chunkedLoading": True}).add_to(m)
+            _add_geojson(cluster, data, marker=marker, control=False, **detail)
+        else:
+            _add_geojson(m, data, name=name, marker=marker, **detail)
+        legend.append((label, colour, shape))
+    return legend
+
+
+def _isochrone_layers(m, isochrones, facilities, services, styles, lang, basemap, simplify_m) -> None:
+    _require(isochrones, "isochrones", ["service", "kind", "cutoff_m"])
+    names = facilities.set_index("fid")["name"] if {"fid", "name"} <= set(facilities.columns) else pd.Series(dtype=object)
+    minutes = isochrones["minutes"] if "minutes" in isochrones.columns else pd.Series(np.nan, index=isochrones.index)
+    unit = L.text("minutes", lang)
+    tip_time = [
+        f"{_fmt_number(mi)} {unit} / {_fmt_number(c, ' m')}" if pd.notna(mi) else _fmt_number(c, " m")
+        for mi, c in zip(minutes.tolist(), isochrones["cutoff_m"].tolist())
+    ]
+    if "facility_fid" in isochrones.columns:
+        fac_names = isochrones["facility_fid"].map(names)
+        tips = [f"{_esc(n)} · {t}" if isinstance(n, str) else t for n, t in zip(fac_names.tolist(), tip_time)]
+    else:
+        tips = tip_time
+    tips = np.array(tips, dtype=object)
+    # Larger circles first so the smaller ones stay clickable on top.
+    order = np.argsort(-isochrones["cutoff_m"].to_numpy(dtype=float), kind="stable")
+    geoms = display_geometries(isochrones, basemap=basemap, simplify_m=simplify_m)
+    for kind, opacity, show in (("dissolved", 0.18, True), ("facility", 0.06, False), ("catchment", 0.12, False)):
+        for key in services:
+            sel = order[((isochrones["kind"] == kind) & (isochrones["service"] == key)).to_numpy()[order]]
+            if len(sel) == 0:
+                continue
+            colour = styles[key][0]
+            name = html.escape(_titled(L.text("isochrone_" + kind, lang), L.service_label(key, services, lang), lang))
+            style = {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": opacity}
+            _add_geojson(m, _features(geoms[sel], {"_tip": tips[sel].tolist()}), name=name, show=show,
+                           style_function=lambda _f, s=style: s,
+                           tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+
+
+def _community_layer(m, communities, services, lang, basemap, simplify_m) -> list[tuple[str, str]]:
+    _require(communities, "communities", ["name", "worst_check"])
+    worst = communities["worst_check"].fillna("").astype(str)
+    colours = check_colours(worst.unique())
+    fields = [
+        ("street", L.column_label("street", services, lang), _fmt_text),
+        ("households", L.column_label("households", services, lang), _fmt_number),
+        ("elderly", L.column_label("elderly", services, lang), _fmt_number),
+    ]
+    for key in services:
+        fields += [
+            (f"elderly_covered_share_{key}", L.column_label(f"elderly_covered_share_{key}", services, lang), _fmt_share),
+            (f"nearest_{key}", L.column_label(f"nearest_{key}", services, lang), _fmt_text),
+            (f"nearest_{key}_m", L.column_label(f"nearest_{key}_m", services, lang), _fmt_distance(lang)),
+        ]
+    fields += [
+        ("space_required_m2", L.column_label("space_required_m2", services, lang), _fmt_area),
+        ("space_provided_m2", L.column_label("space_provided_m2", services, lang), _fmt_area),
+        ("space_shortfall_m2", L.column_label("space_shortfall_m2", services, lang), _fmt_area),
+    ]
+    flag_text = (communities["flags"] if "flags" in communities.columns and lang != "en"
+                 else worst.map(lambda c: L.check_label(c, services, lang) if c else ""))
+    fields.append(("_flags", L.column_label("flags", services, lang), lambda v: v or L.text("compliant", lang)))
+    popups = _tables(communities.assign(_flags=flag_text.fillna("").astype(str)), fields, heading="name")
+    tips = [f"{_esc(n)} · {html.escape(L.check_label(c, services, lang) if c else L.text('compliant', lang))}"
+            for n, c in zip(communities["name"].tolist(), worst.tolist())]
+    geoms = display_geometries(communities, basemap=basemap, simplify_m=simplify_m)
+    data = _features(geoms, {"_popup": popups, "_tip": tips, "_colour": worst.map(colours).tolist()})
+    _add_geojson(
+        m, data, name=html.escape(L.text("communities_by_check", lang)),
+        style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"], "fillOpacity": 0.45},
+        popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+    )
+    present = [c for c in colours if c in set(worst)]
+    return [(L.check_label(c, services, lang) if c else L.text("compliant", lang), colours[c]) for c in present]
+
+
+def _density_layer(m, population, lang, basemap) -> tuple[str, float, list[str]] | None:
+    """Elderly (or people) per hectare as one PNG on a web-mercator grid; legend (label, max, colours)."""
+    weight_col = "elderly" if "elderly" in population.columns and population["elderly"].fillna(0).sum() > 0 else "people"
+    if weight_col not in population.columns or len(population) == 0:
+        return None
+    weights = population[weight_col].fillna(0).to_numpy(dtype=float)
+    pts = display_geometries(population, basemap=basemap)
+    lon, lat = shapely.get_x(pts), shapely.get_y(pts)
+    # The cell size is the spacing of the population points (a raster's cell, ~100 m), so the
+    # image shows the grid the analysis used rather than inventing a finer one.
+    metric = np.column_stack([shapely.get_x(population.geometry.values), shapely.get_y(population.geometry.values)])
+    if len(metric) > 1 and population.crs.is_projected:
+        d, _ = cKDTree(metric).query(metric, k=2)
+        cell_m = float(np.clip(np.median(d[:, 1]), 20.0, 1000.0))
+    else:
+        cell_m = 100.0
+    r = 6378137.0
+    x = np.radians(lon) * r
+    y = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * r
+    cell = cell_m / np.cos(np.radians(np.mean(lat)))
+    span = max(x.max() - x.min(), y.max() - y.min())
+    cell = max(cell, span / MAX_DENSITY_CELLS)
+    x0, y0 = x.min() - cell / 2, y.min() - cell / 2
+    nx = int(np.floor((x.max() - x0) / cell)) + 1
+    ny = int(np.floor((y.max() - y0) / cell)) + 1
+    grid, _, _ = np.histogram2d(y, x, bins=[ny, nx], range=[[y0, y0 + ny * cell], [x0, x0 + nx * cell]], weights=weights)
+    per_ha = grid / (cell_m * cell_m / 1e4)
+    vmax = float(np.quantile(per_ha[per_ha > 0], 0.98)) if (per_ha > 0).any() else 1.0
+    cmap = colormaps["YlOrRd"]
+    rgba = (cmap(np.clip(per_ha / vmax, 0, 1)) * 255).astype(np.uint8)
+    rgba[..., 3] = np.where(per_ha > 0, 170, 0)
+    rgba = rgba[::-1]  # row 0 is the northern edge of the image
+    lon_w, lon_e = np.degrees(x0 / r), np.degrees((x0 + nx * cell) / r)
+    lat_s = np.degrees(2 * np.arctan(np.exp(y0 / r)) - np.pi / 2)
+    lat_n = np.degrees(2 * np.arctan(np.exp((y0 + ny * cell) / r)) - np.pi / 2)
+    label = L.text("elderly_density" if weight_col == "elderly" else "population_density", lang)
+    folium.raster_layers.ImageOverlay(rgba, bounds=[[lat_s, lon_w], [lat_n, lon_e]], name=html.escape(label),
+                                      show=False, mercator_project=False, pixelated=True).add_to(m)
+    ramp = [_hex(cmap(v)) for v in np.linspace(0, 1, 6)]
+    return label, vmax, ramp
+
+
+def _hex(rgba) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3]))
+
+
+def _uncovered_layers(m, population, services, styles, cutoff_m, lang, basemap) -> list[tuple[str, str]]:
+    weight_col = "elderly" if "elderly" in population.columns else "people"
+    weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
+    geoms = display_geometries(population, basemap=basemap)
+    legend = []
+    for key in services:
+        col = f"dist_{key}_m"
+        if col not in population.columns:
+            continue
+        dist = population[col].to_numpy(dtype=float)
+        # Covered is a read of the analysis' distance column: NaN/inf (unreachable) is uncovered.
+        mask = ~(dist <= cutoff_m) & (weight > 0)
+        if not mask.any():
+            continue
+        colour = styles[key][0]
+        dist_txt = [_fmt_distance(lang)(v) for v in dist[mask]]
+        who = L.column_label(weight_col, services, lang)
+        tips = [f"{html.escape(who)} {_fmt_number(w, digits=0)} · {html.escape(t)}" for w, t in zip(weight[mask], dist_txt)]
+        base = L.text("uncovered" if weight_col == "elderly" else "uncovered_people", lang)
+        label = _titled(base, L.service_label(key, services, lang), lang)
+        marker = folium.CircleMarker(radius=3, color=colour, weight=0.5, fill=True, fill_color=colour, fill_opacity=0.85)
+        _add_geojson(m, _features(geoms[mask], {"_tip": tips}), name=html.escape(label), show=False, marker=marker,
+                       tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+        legend.append((label, colour))
+    return legend
+
+
+def _street_layer(m, streets, services, lang, basemap, simplify_m) -> None:
+    _require(streets, "streets", ["street"])
+    fields = [
+        ("rank", L.column_label("rank", services, lang), _fmt_number),
+        ("score", L.column_label("score", services, lang), lambda v: _fmt_number(v, digits=1)),
+        ("communities", L.column_label("communities", services, lang), _fmt_number),
+        ("communities_flagged", L.column_label("communities_flagged", services, lang), _fmt_number),
+    ]
+    for key in services:
+        fields += [
+            (f"communities_covered_{key}", L.column_label(f"communities_covered_{key}", services, lang), _fmt_number),
+            (f"elderly_covered_share_{key}", L.column_label(f"elderly_covered_share_{key}", services, lang), _fmt_share),
+        ]
+    fields += [
+        ("has_street_centre", L.column_label("has_street_centre", services, lang), _fmt_bool(lang)),
+        ("space_shortfall_m2", L.column_label("space_shortfall_m2", services, lang), _fmt_area),
+    ]
+    popups = _tables(streets, fields, heading="street")
+    tips = [_esc(s) for s in streets["street"].tolist()]
+    geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
+    _add_geojson(
+        m, _features(geoms, {"_popup": popups, "_tip": tips}), name=html.escape(L.text("streets", lang)),
+        style_function=lambda _f: {"color": "#263238", "weight": 3, "dashArray": "8 4", "fill": False},
+        popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+    )
+
+
+def _legend_html(services_rows, check_rows, density, uncovered_rows, lang) -> str:
+    parts = [f'<div class="cc-legend"><b>{html.escape(L.text("legend", lang))}</b>']
+    for label, colour, shape in services_rows:
+        parts.append(f'<div>{_shape_svg(shape, colour, 14)} {html.escape(label)}</div>')
+    for label, colour in check_rows:
+        parts.append(f'<div><span class="cc-sw" style="background:{colour}"></span>{html.escape(label)}</div>')
+    for label, colour in uncovered_rows:
+        parts.append(f'<div><span class="cc-dot" style="background:{colour}"></span>{html.escape(label)}</div>')
+    if density is not None:
+        label, vmax, ramp = density
+        parts.append(f'<div>{html.escape(label)}<div class="cc-ramp" style="background:linear-gradient(to right,{",".join(ramp)})">'
+                     f'</div><span>0</span><span style="float:right">≥ {vmax:,.0f}</span></div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+_CSS = """
+<style>
+.cc-icon{background:none;border:none}
+.cc-legend{position:absolute;bottom:56px;left:10px;z-index:1000;background:rgba(255,255,255,.92);padding:6px 10px;
+ border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px/1.5 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:260px}
+.cc-legend svg{vertical-align:middle}
+.cc-sw{display:inline-block;width:14px;height:10px;margin-right:4px;border:1px solid #555;vertical-align:middle}
+.cc-dot{display:inline-block;width:8px;height:8px;border-radius:4px;margin:0 6px 0 3px;vertical-align:middle}
+.cc-ramp{height:8px;width:160px;border:1px solid #999}
+.cc-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;background:rgba(255,255,255,.92);
+ padding:4px 12px;border-radius:4px;font:bold 15px "Noto Sans CJK SC","Microsoft YaHei",sans-serif}
+table.cc th{text-align:left;padding-right:8px;font-weight:normal;color:#555}
+</style>
+"""
+
+
+def build_map(
+    *,
+    facilities: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    streets: gpd.GeoDataFrame | None = None,
+    isochrones: gpd.GeoDataFrame | None = None,
+    population: gpd.GeoDataFrame | None = None,
+    services: Mapping[str, Mapping[str, str]],
+    cutoff_m: float,
+    lang: str = "zh",
+    basemap: str = "osm",
+    title: str | None = None,
+    tianditu_token: str | None = None,
+    cluster_threshold: int = CLUSTER_THRESHOLD,
+    simplify_m: float = SIMPLIFY_M,
+) -> folium.Map:
+    """The interactive map of a run.
+
+    Parameters
+    ----------
+    facilities, communities, streets, isochrones, population : geopandas.GeoDataFrame
+        The analysis results in the metric analysis CRS, with the contract's columns
+        (CONTRACT.md). ``streets``, ``isochrones`` and ``population`` are optional layers.
+    services : mapping
+        Service key -> ``{"label_zh": ..., "label_en": ...}`` (the profile's services).
+    cutoff_m : float
+        The walking-circle distance: a population point is uncovered for a service when its
+        ``dist_<service>_m`` is not ``<= cutoff_m`` (NaN / inf count as uncovered).
+    lang : {"zh", "en"}
+        Language of layer names, popups and legend.
+    basemap : {"osm", "amap", "tianditu"}
+        Tiles. "amap" shifts all overlays to GCJ-02; "tianditu" needs a browser key
+        (``tianditu_token`` or the ``TIANDITU_TOKEN`` environment variable), which ends up in
+        the HTML as every Tianditu web map's key does.
+    title : str, optional
+        Shown at the top of the map (escaped).
+    cluster_threshold : int
+        Facility markers of a service cluster above this count.
+    simplify_m : float
+        Display simplification of polygons, metres.
+
+    Returns
+    -------
+    folium.Map
+        Save it with :func:`write_map`.
+    """
+    if basemap not in BASEMAPS:
+        raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
+    if lang not in ("zh", "en"):
+        raise InputError(f"map: lang {lang!r} is not one of zh, en")
+    services = dict(services)
+    styles = _service_styles(services)
+    frame = communities if len(communities) else facilities
+    bounds = display_geometries(frame, basemap=basemap)
+    west, south, east, north = shapely.total_bounds(bounds) if len(bounds) else (73.0, 18.0, 135.0, 54.0)
+    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=14, tiles=None,
+                   control_scale=True, prefer_canvas=True)
+    # Leaflet alone: markers are inline SVG and the legend plain HTML (see module docstring).
+    m.default_js = [("leaflet", folium.Map.default_js[0][1])]
+    m.default_css = [("leaflet_css", folium.Map.default_css[0][1])]
+    _basemap(m, basemap, lang, tianditu_token)
+
+    density = None
+    uncovered_rows: list[tuple[str, str]] = []
+    if population is not None and len(population):
+        density = _density_layer(m, population, lang, basemap)
+    if isochrones is not None and len(isochrones):
+        _isochrone_layers(m, isochrones, facilities, services, styles, lang, basemap, simplify_m)
+    check_rows = _community_layer(m, communities, services, lang, basemap, simplify_m)
+    if streets is not None and len(streets):
+        _street_layer(m, streets, services, lang, basemap, simplify_m)
+    if population is not None and len(population):
+        uncovered_rows = _uncovered_layers(m, population, services, styles, cutoff_m, lang, basemap)
+    service_rows = _facility_layers(m, facilities, services, styles, lang, basemap, cluster_threshold)
+
+    folium.LayerControl(collapsed=False).add_to(m)
+    root = m.get_root()
+    root.header.add_child(Element(_CSS), name="cc_css")
+    root.html.add_child(Element(_legend_html(service_rows, check_rows, density, uncovered_rows, lang)), name="cc_legend")
+    if title:
+        root.html.add_child(Element(f'<div class="cc-title">{html.escape(title)}</div>'), name="cc_title")
+    root.title = html.escape(title or L.text("report_title", lang))
+    m.fit_bounds([[south, west], [north, east]])
+    return m
+
+
+# ----------------------------------------------------------------------------- writing
+
+_SCRIPT_RE = re.compile(r'<script src="(https?://[^"]+)"></script>')
+_LINK_RE = re.compile(r'<link rel="stylesheet" href="(https?://[^"]+)"\s*/?>')
+
+
+def _offline_assets() -> Mapping[str, str]:
+    """folium's CDN files keyed by URL, from the ``folium-offline`` package."""
+    try:
+        from offlinefolium.elements import _res  # folium's CDN URLs -> file contents
+    except ImportError as exc:  # pragma: no cover - the dependency is declared
+        raise InputError("map: offline map needs the folium-offline package (pip install folium-offline)") from exc
+    return _res
+
+
+def inline_assets(page: str) -> str:
+    """Replace every external ``<script src>`` / stylesheet ``<link>`` with the file's content.
+
+    Raises
+    ------
+    InputError
+        When an asset is not available offline (it would silently need the internet).
+    """
+    assets = _offline_assets()
+
+    def content(url: str) -> str:
+        if url not in assets:
+            raise InputError(f"map: {url} is not available offline; drop the layer that needs it or write an online map")
+        return assets[url]
+
+    page = _SCRIPT_RE.sub(lambda mt: "<script>" + content(mt.group(1)).replace("</script", "<\\/script") + "</script>", page)
+    return _LINK_RE.sub(lambda mt: "<style>" + content(mt.group(1)) + "</style>", page)
+
+
+def write_map(m: folium.Map, path: str | os.PathLike, *, offline: bool = False) -> Path:
+    """Write ``m`` as one HTML file.
+
+    Parameters
+    ----------
+    m : folium.Map
+        From :func:`build_map`.
+    path : path-like
+        Output file (``map.html``).
+    offline : bool
+        Inline Leaflet's JS and CSS so the page opens with no internet (tiles aside: point an
+        intranet tile server at the basemap, or the overlays show on a blank background).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page = m.get_root().render()
+    if offline:
+        page = inline_assets(page)
+    path.write_text(page, encoding="utf-8")
+    size = path.stat().st_size
+    if size > SIZE_BUDGET_BYTES:
+        warnings.warn(f"map: {path} is {size / 2**20:.1f} MiB, over the {SIZE_BUDGET_BYTES / 2**20:.0f} MiB budget; "
+                      "browsers on older PCs will be slow (raise simplify_m or leave per-facility circles out)", stacklevel=2)
+    return path
+
+
+def layer_names(page: str) -> list[str]:
+    """Layer-control entries (base layers then overlays) of a rendered map page, unescaped."""
+    block = re.search(r"_layers = \{\s*base_layers : \{(.*?)\},\s*overlays :\s*\{(.*?)\},\s*\};", page, re.S)
+    if block is None:
+        return []
+    names = re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:', block.group(1) + "\n" + block.group(2), re.M)
+    return [html.unescape(json.loads(n)) for n in names]
