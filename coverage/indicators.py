@@ -63,7 +63,7 @@ def _rep_points(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
     return gdf.geometry.representative_point()
 
 
-def _join_points(points: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> pd.Series:
+def community_of_points(points: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> pd.Series:
     """Community position (0..n-1) of each point, -1 outside every community.
 
     A point on a shared boundary joins both polygons; it is kept with the first one so that
@@ -132,7 +132,7 @@ def _estate_cid(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> np.
     first_pos = pd.Series(np.arange(len(communities)), index=communities["name"].to_numpy())
     first_pos = first_pos[~first_pos.index.duplicated(keep="first")]
     by_name = estates["community"].map(first_pos) if "community" in estates.columns else pd.Series(np.nan, index=estates.index)
-    by_place = _join_points(gpd.GeoDataFrame(geometry=_rep_points(estates), crs=estates.crs), communities)
+    by_place = community_of_points(gpd.GeoDataFrame(geometry=_rep_points(estates), crs=estates.crs), communities)
     cid = by_name.fillna(by_place.where(by_place >= 0))
     return cid.fillna(-1).astype(int).to_numpy()
 
@@ -216,7 +216,7 @@ def community_indicators(
     for s in profile.circle_services:
         if f"dist_{s}_m" not in population.columns:
             raise InputError(f"population: dist_{s}_m: column missing; the reach stage must add one per circle service")
-    pcid = _join_points(population, com).to_numpy()
+    pcid = community_of_points(population, com).to_numpy()
     inside = pcid >= 0
     pc = pcid[inside]
     people = pd.to_numeric(population["people"], errors="coerce").fillna(0).to_numpy(dtype=float)[inside]
@@ -297,7 +297,7 @@ def community_indicators(
     out["households_existing"] = hh_old
 
     # ---- facilities → communities (one spatial join, reused) -----------------------
-    fcid = _join_points(facilities, com).to_numpy()
+    fcid = community_of_points(facilities, com).to_numpy()
     area = pd.to_numeric(facilities["floor_area_m2"], errors="coerce").to_numpy(dtype=float)
     qual = service_mask(facilities, profile, profile.space.facility_services)
     if profile.space.count_facilities == "inside":

@@ -1,0 +1,170 @@
+"""The ``carecircle`` command line.
+
+Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample district + run),
+``sample`` (write the sample district only), ``check`` (validate a config), ``compare`` (two
+runs), ``profiles`` (list or show the standards profiles).
+
+Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
+traceback); 1 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+
+from carecircle.layers.report import InputError
+
+app = typer.Typer(
+    name="carecircle",
+    help=(
+        "15分钟养老服务圈 — elderly-care walking coverage for Chinese cities.\n\n"
+        "Start with `carecircle demo --out out/demo`, then `carecircle run CONFIG.yaml --out DIR` "
+        "on your own data (see the README for every config key)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
+
+
+def _log(line: str) -> None:
+    console.print(f"[dim]·[/dim] {line}", highlight=False)
+
+
+def _report(summary: dict, out: Path) -> None:
+    """The closing lines of a run: coverage per service, flagged communities, where the map is."""
+    for key, s in summary["services"].items():
+        if s["circle_check"] and s["elderly_covered_share"] is not None:
+            console.print(f"  {s['label_zh']} {key}: 老年人覆盖 {s['elderly_covered_share']:.1%} elderly covered")
+    com = summary["communities"]
+    console.print(f"  社区 communities flagged: {com['flagged']} of {com['total']}")
+    where = out / "map.html"
+    console.print(f"[bold green]完成 done[/bold green] → {out}" + (f"  (map: {where})" if where.exists() else ""))
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Run config YAML (see README: profile, network, facilities, population, communities, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (replaced when the run completes)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en: labels, headers, legends."),
+    basemap: Optional[str] = typer.Option(None, "--basemap", help="osm (default), amap (GCJ-02 overlays) or tianditu."),
+    offline: Optional[bool] = typer.Option(None, "--offline/--online", help="Inline the map's JS/CSS for intranets."),
+) -> None:
+    """Analyse coverage and standards for the inputs named in CONFIG and write every output to OUT."""
+    from carecircle.config import load_config
+    from carecircle.pipeline import run as run_pipeline
+
+    cfg = load_config(config)
+    summary = run_pipeline(cfg, out, lang=_choice(lang, ("zh", "en"), "--lang"),
+                           basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), offline=offline, log=_log)
+    _report(summary, out)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder; the sample inputs go to OUT/input."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en."),
+    seed: int = typer.Option(20261122, help="Seed of the sample district generator."),
+) -> None:
+    """Generate the sample district (a Wuxi-like 3 × 3 km district with documented gaps) and analyse it."""
+    from carecircle.config import load_config
+    from carecircle.layers.sample import generate_sample
+    from carecircle.pipeline import run as run_pipeline
+
+    inputs = out.parent / f"{out.name}-input"
+    sample = generate_sample(inputs, seed=seed)
+    _log(f"样例片区 sample district → {inputs}")
+    summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"), log=_log)
+    _report(summary, out)
+
+
+@app.command()
+def sample(
+    out: Path = typer.Argument(..., help="Folder to write the sample inputs and config.yaml into."),
+    seed: int = typer.Option(20261122, help="Seed of the generator."),
+) -> None:
+    """Write the sample district's input files (OSM, raster, CSV, GeoPackages, config.yaml)."""
+    from carecircle.layers.sample import generate_sample
+
+    s = generate_sample(out, seed=seed)
+    console.print(f"sample district → {out}; run it with: carecircle run {s.config} --out out/sample")
+
+
+@app.command()
+def check(config: Path = typer.Argument(..., help="Run config YAML.")) -> None:
+    """Validate a run config and its profile without running the analysis."""
+    from carecircle.config import load_config
+    from carecircle.coverage.profile import load_profile
+
+    cfg = load_config(config)
+    profile = load_profile(cfg.profile)
+    console.print(f"ok: {config} (profile {profile.name} {profile.title})")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="Output folder of the baseline run."),
+    run_b: Path = typer.Argument(..., help="Output folder of the scenario run."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for compare.csv / compare.json (default: RUN_B/compare)."),
+    lang: str = typer.Option("zh", "--lang", help="zh or en."),
+) -> None:
+    """What changes from RUN_A to RUN_B: communities newly covered, shortfalls closed, per-street deltas."""
+    from carecircle.coverage.compare import compare_runs, write_comparison
+
+    result = compare_runs(run_a, run_b)
+    target = out or (run_b / "compare")
+    write_comparison(result, target, lang=_choice(lang, ("zh", "en"), "--lang"))
+    console.print(f"comparison → {target}")
+
+
+@app.command()
+def profiles(name: Optional[str] = typer.Argument(None, help="Show one profile in full.")) -> None:
+    """List the built-in standards profiles, or show one."""
+    import json
+
+    from carecircle.coverage.profile import list_profiles, load_profile
+
+    if name is None:
+        for key in list_profiles():
+            p = load_profile(key)
+            typer.echo(f"{key:14s} {p.title}  ({p.walk.minutes:g} min at {p.walk.speed_kmh:g} km/h)")
+        return
+    typer.echo(json.dumps(load_profile(name).model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise InputError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def main() -> None:
+    """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages."""
+    try:
+        app(standalone_mode=False)
+    except InputError as err:
+        console.print(f"[bold red]carecircle: error:[/bold red] {err}", highlight=False)
+        sys.exit(2)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
+        console.print(
+            f"[bold red]carecircle: internal error:[/bold red] {type(err).__name__}: {err} "
+            "(set CARECIRCLE_DEBUG=1 for the traceback and report it)", highlight=False,
+        )
+        if os.environ.get("CARECIRCLE_DEBUG"):
+            console.print_exception()
+        sys.exit(1)

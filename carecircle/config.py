@@ -1,0 +1,298 @@
+"""The run configuration: one YAML file naming the inputs, the standards profile and the outputs.
+
+The keys are a public interface (documented key by key in the README). Relative paths
+resolve against the folder of the config file. Every problem is reported as one line naming
+the file and the key, raised as :class:`~carecircle.layers.report.InputError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from carecircle.layers.report import InputError
+
+#: Everything a run can write; ``output.formats`` picks a subset (summary.json is always written).
+OUTPUT_FORMATS = (
+    "summary",
+    "population",
+    "communities",
+    "streets",
+    "facilities",
+    "isochrones",
+    "actions",
+    "map",
+    "report",
+    "shp",
+    "rejected",
+)
+
+
+class _Section(BaseModel):
+    # A misspelt key is an error, not a silently ignored default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class NetworkConfig(_Section):
+    """Where the walk network comes from: exactly one of ``osm``, ``lines``, ``place``."""
+
+    osm: Path | None = None
+    lines: Path | None = None
+    place: str | None = None
+    layer: str | None = None
+    include_private: bool = False
+    max_snap_m: float = Field(300.0, gt=0)
+    min_component_nodes: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "NetworkConfig":
+        given = [k for k in ("osm", "lines", "place") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of osm, lines, place")
+        return self
+
+
+class FacilitiesConfig(_Section):
+    """The facility list and how to read it (columns auto-detected when not named)."""
+
+    path: Path
+    crs: str = "wgs84"
+    x: str | None = None
+    y: str | None = None
+    name: str | None = None
+    type: str | None = None
+    floor_area: str | None = None
+    beds: str | None = None
+    address: str | None = None
+    encoding: str | None = None
+    sheet: str | None = None
+    auto_fix: bool = False
+
+    def columns(self) -> dict[str, str]:
+        keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class PopulationConfig(_Section):
+    """Population as a raster, as points/polygons with counts, or spread over buildings."""
+
+    raster: Path | None = None
+    points: Path | None = None
+    buildings: Path | None = None
+    layer: str | None = None
+    count_field: str | None = None
+    elderly_field: str | None = None
+    households_field: str | None = None
+    elderly_share: float | None = Field(None, ge=0, le=1)
+    elderly_raster: Path | None = None
+    weight_field: str | None = None
+    total_population: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PopulationConfig":
+        given = [k for k in ("raster", "points", "buildings") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of raster, points, buildings")
+        if self.points is not None and not self.count_field:
+            raise ValueError("points needs count_field (the column with the number of people)")
+        if self.buildings is not None and (self.total_population is None or not self.weight_field):
+            raise ValueError("buildings needs total_population and weight_field")
+        if self.elderly_field is None and self.elderly_share is None and self.elderly_raster is None:
+            raise ValueError("say how many are elderly: elderly_field, elderly_share or elderly_raster")
+        return self
+
+
+class CommunitiesConfig(_Section):
+    """社区 polygons and the names of their fields."""
+
+    path: Path
+    name_field: str | None = None
+    street_field: str | None = None
+    households_field: str | None = None
+    population_field: str | None = None
+    elderly_field: str | None = None
+    built_year_field: str | None = None
+
+
+class EstatesConfig(_Section):
+    """小区 with households, build year and elderly-service floor space."""
+
+    path: Path
+    name_field: str | None = None
+    community_field: str | None = None
+    households_field: str | None = None
+    built_year_field: str | None = None
+    space_field: str | None = None
+
+
+class StreetsConfig(_Section):
+    """街道 polygons (optional: otherwise the communities' street field)."""
+
+    path: Path
+    name_field: str | None = None
+
+
+class WalkConfig(_Section):
+    """The walking circle: ``distance_m``, or ``minutes`` at ``speed_kmh``."""
+
+    minutes: float | None = Field(None, gt=0)
+    speed_kmh: float | None = Field(None, gt=0)
+    distance_m: float | None = Field(None, gt=0)
+    rings_minutes: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _not_both(self) -> "WalkConfig":
+        if self.distance_m is not None and (self.minutes is not None or self.speed_kmh is not None):
+            raise ValueError("give distance_m or minutes/speed_kmh, not both")
+        return self
+
+
+class OutputConfig(_Section):
+    """Which outputs to write and how."""
+
+    formats: list[str] = Field(default_factory=lambda: list(OUTPUT_FORMATS))
+    shapefile_crs: str = "auto"
+    shapefile_encoding: Literal["UTF-8", "GBK", "utf-8", "gbk"] = "UTF-8"
+    lang: Literal["zh", "en"] = "zh"
+    basemap: Literal["osm", "amap", "tianditu"] = "osm"
+    offline_map: bool = False
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(OUTPUT_FORMATS))
+        if unknown:
+            raise ValueError(f"unknown format(s) {unknown}; choose from {list(OUTPUT_FORMATS)}")
+        return value
+
+
+class ScenarioFacility(_Section):
+    """A planned facility added by a scenario."""
+
+    name: str
+    type: str
+    lon: float
+    lat: float
+    crs: str = "wgs84"
+    floor_area: float | None = None
+    beds: float | None = None
+
+
+class ScenarioConfig(_Section):
+    """What-if: facilities added (planned) or removed (closing), by name."""
+
+    add: list[ScenarioFacility] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class RunConfig(_Section):
+    """A whole run, as read from the YAML file."""
+
+    profile: str = "national"
+    network: NetworkConfig
+    facilities: FacilitiesConfig
+    population: PopulationConfig
+    communities: CommunitiesConfig
+    estates: EstatesConfig | None = None
+    streets: StreetsConfig | None = None
+    walk: WalkConfig = Field(default_factory=WalkConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    scenario: ScenarioConfig | None = None
+    source: Path | None = Field(None, exclude=True)
+
+    def wants(self, fmt: str) -> bool:
+        """Whether output ``fmt`` is requested (summary always is)."""
+        return fmt == "summary" or fmt in self.output.formats
+
+
+def _resolve_paths(model: BaseModel, base: Path) -> None:
+    """Make every Path field absolute against ``base``, recursively."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and name != "source":
+            setattr(model, name, value if value.is_absolute() else (base / value))
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+
+
+def _missing_files(model: BaseModel, prefix: str = "") -> list[tuple[str, Path]]:
+    missing = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, Path) and name != "source" and not value.exists():
+            missing.append((key, value))
+        elif isinstance(value, BaseModel):
+            missing += _missing_files(value, key + ".")
+    return missing
+
+
+def _error_line(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (see the README for the keys a run config takes)"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    more = len(err.errors()) - 1
+    return f"{path}: {key}: {msg}" + (f" (and {more} more problem(s))" if more else "")
+
+
+def parse_config(data: dict, *, path: Path) -> RunConfig:
+    """Validate a config mapping; ``path`` is the file it came from (for messages and paths).
+
+    Parameters
+    ----------
+    data : dict
+        The parsed YAML.
+    path : pathlib.Path
+        The config file; relative paths resolve against its folder.
+
+    Returns
+    -------
+    RunConfig
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a run config is a YAML mapping of keys (profile, network, facilities, ...)")
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise InputError(_error_line(path, err)) from None
+    _resolve_paths(config, path.parent.resolve())
+    config.source = path
+    missing = _missing_files(config)
+    if missing:
+        key, file = missing[0]
+        raise InputError(f"{path}: {key}: file not found: {file}")
+    return config
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config YAML file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The YAML file.
+
+    Returns
+    -------
+    RunConfig
+        With every path made absolute.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise InputError(f"{path}: {where}not valid YAML ({getattr(err, 'problem', err)})") from None
+    return parse_config(data, path=path)
