@@ -82,7 +82,9 @@ def demo(
     inputs = out.parent / f"{out.name}-input"
     sample = generate_sample(inputs, seed=seed)
     _log(f"样例片区 sample district → {inputs}")
-    summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"), log=_log)
+    # The demo's map must open anywhere, intranet included: JS and CSS inlined.
+    summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"),
+                           offline=True, log=_log)
     _report(summary, out)
 
 

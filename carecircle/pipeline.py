@@ -520,7 +520,9 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
                 rep.rejected.to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
     if config.wants("map"):
         title = f"{profile.title} {walk.distance_m:,.0f} m" if walk.minutes is None else f"{profile.title} {walk.minutes:g}分钟养老服务圈"
-        m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop,
+        # Uncovered points are drawn for the circle services only (day care, meals).
+        pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
+        m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
                            services=services, cutoff_m=walk.distance_m, lang=lang, basemap=basemap, title=title)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
