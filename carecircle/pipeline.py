@@ -144,7 +144,11 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         auto_fix=fc.auto_fix, encoding=fc.encoding, sheet=fc.sheet, study_area=area,
     )
     if config.scenario is not None:
-        fac = apply_scenario(fac, config.scenario, keywords, target, reports["facilities"])
+        fac = facilities_layer.apply_scenario(
+            fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
+                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds"]),
+            remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
+        )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
 
     streets = None
@@ -164,7 +168,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         estates, reports["estates"] = areas.read_estates(
             ec.path, name_field=ec.name_field, households_field=ec.households_field,
             built_year_field=ec.built_year_field, community_field=ec.community_field,
-            space_field=ec.space_field, target_crs=target,
+            space_field=ec.space_field, target_crs=target, communities=communities,
         )
     log(f"社区 communities: {len(communities):,}" + (f", 小区 estates: {len(estates):,}" if estates is not None else ""))
 
@@ -202,45 +206,6 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig) -> None:
             )
     if len(fac) == 0:
         raise InputError(f"{config.facilities.path}: no facility left inside the study area; see rejected_facilities.csv")
-
-
-def apply_scenario(fac: gpd.GeoDataFrame, scenario, keywords: dict, target_crs, report: LayerReport) -> gpd.GeoDataFrame:
-    """Add planned facilities and remove closing ones (by name) before the analysis."""
-    missing = sorted(set(scenario.remove) - set(fac["name"]))
-    if missing:
-        raise InputError(f"scenario.remove: no facility named {missing[0]!r} in {report.source}")
-    out = fac[~fac["name"].isin(scenario.remove)]
-    if scenario.remove:
-        report.notes.append(f"scenario: removed {len(fac) - len(out)} facilities: {', '.join(scenario.remove)}")
-    if scenario.add:
-        rows = pd.DataFrame([a.model_dump() for a in scenario.add])
-        lon, lat = np.empty(len(rows)), np.empty(len(rows))
-        for kind, idx in rows.groupby(rows["crs"].map(lambda c: crs.parse_crs(c)[0])).groups.items():
-            if kind == "epsg":
-                raise InputError("scenario.add: give lon/lat in wgs84, gcj02 or bd09")
-            lon[idx], lat[idx] = crs.to_wgs84(rows.loc[idx, "lon"], rows.loc[idx, "lat"], kind)
-        names, types = rows["name"].astype(str), rows["type"].astype(str)
-        added = gpd.GeoDataFrame(
-            {
-                "source_row": -1, "name": names, "type": types, "address": "（规划）",
-                "floor_area_m2": rows["floor_area"].astype(float), "beds": rows["beds"].astype(float),
-                **{key: (types + names).str.contains("|".join(map(_escape_re, words))) if words else False
-                   for key, words in keywords.items()},
-                "lon": lon, "lat": lat,
-            },
-            geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326",
-        ).to_crs(target_crs)
-        out = pd.concat([out, added[out.columns]], ignore_index=True)
-        report.notes.append(f"scenario: added {len(added)} planned facilities: {', '.join(names)}")
-    out = out.reset_index(drop=True)
-    out["fid"] = np.arange(len(out))
-    return out
-
-
-def _escape_re(word: str) -> str:
-    import re
-
-    return re.escape(word)
 
 
 def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, min_component_nodes: int,

@@ -17,6 +17,7 @@ import pandas as pd
 import pyproj
 
 from carecircle.layers import tables
+from carecircle.layers.crs import parse_crs, to_wgs84
 from carecircle.layers.report import InputError, LayerReport
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
@@ -208,14 +209,20 @@ def _duplicates(name: pd.Series, x, y, ok) -> np.ndarray:
     return dup & ok
 
 
-def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report) -> dict[str, np.ndarray]:
-    """One bool array per service: keywords in type + name, or an explicit yes/no column."""
-    text = (ftype.fillna("") + " " + name.fillna("")).str.lower()
+def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """One bool array per service: does any of its keywords occur in type + name (case-insensitive)?"""
+    text = (ftype.fillna("").astype(str) + " " + name.fillna("").astype(str)).str.lower()
     flags = {}
     for service, words in keywords.items():
-        words = [w for w in words if str(w).strip()]
-        pattern = "|".join(re.escape(str(w).lower()) for w in words)
-        flag = text.str.contains(pattern, regex=True).to_numpy(dtype=bool) if pattern else np.zeros(len(text), bool)
+        pattern = "|".join(re.escape(str(w).lower()) for w in words if str(w).strip())
+        flags[service] = text.str.contains(pattern, regex=True).to_numpy(dtype=bool) if pattern else np.zeros(len(text), bool)
+    return flags
+
+
+def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report) -> dict[str, np.ndarray]:
+    """One bool array per service: keywords in type + name, or an explicit yes/no column."""
+    flags = keyword_flags(name, ftype, keywords)
+    for service, flag in flags.items():
         col = columns.get(service)
         if col is None and service in df.columns:
             col = service
@@ -223,7 +230,59 @@ def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, repo
             col = tables.find_column(df, [service], key=service, path=report.source, given=col)
             raw = df[col].astype("string").str.strip().str.lower()
             yes, no = raw.isin(_TRUE).to_numpy(dtype=bool), raw.isin(_FALSE).to_numpy(dtype=bool)
-            flag = np.where(yes, True, np.where(no, False, flag))
+            flags[service] = np.where(yes, True, np.where(no, False, flag))
             report.notes.append(f"{service} set from column {col!r} ({int((~yes & ~no).sum())} blank/unclear → keywords)")
-        flags[service] = flag
     return flags
+
+
+def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: list[str],
+                   keywords: dict[str, list[str]], target_crs, report: LayerReport) -> gpd.GeoDataFrame:
+    """A what-if facility list: remove facilities by name, add planned ones.
+
+    Parameters
+    ----------
+    facilities : GeoDataFrame
+        From :func:`read_facilities`.
+    add : DataFrame
+        Planned facilities: ``name``, ``type``, ``lon``, ``lat``, ``crs`` (wgs84 / gcj02 /
+        bd09), ``floor_area``, ``beds``. Service flags come from the same keywords.
+    remove : list of str
+        Names of facilities to take out; an unknown name is an error.
+    keywords : dict
+        Service → keywords, as for :func:`read_facilities`.
+    target_crs
+        The analysis CRS.
+    report : LayerReport
+        The facilities report; the changes are noted in it.
+
+    Returns
+    -------
+    GeoDataFrame
+        Same columns, ``fid`` renumbered; added rows have ``source_row`` -1.
+    """
+    missing = sorted(set(remove) - set(facilities["name"]))
+    if missing:
+        raise InputError(f"scenario.remove: no facility named {missing[0]!r} in {report.source}")
+    out = facilities[~facilities["name"].isin(remove)]
+    if remove:
+        report.notes.append(f"scenario: removed {len(facilities) - len(out)} facilities: {', '.join(remove)}")
+    if len(add):
+        lon, lat = np.empty(len(add)), np.empty(len(add))
+        kinds = add["crs"].map(lambda c: parse_crs(c)[0]).to_numpy()
+        if (kinds == "epsg").any():
+            raise InputError("scenario.add: give lon/lat in wgs84, gcj02 or bd09")
+        for kind in np.unique(kinds):
+            sel = kinds == kind
+            lon[sel], lat[sel] = to_wgs84(add["lon"].to_numpy(float)[sel], add["lat"].to_numpy(float)[sel], kind)
+        names, types = add["name"].astype(str), add["type"].astype(str)
+        added = gpd.GeoDataFrame(
+            {"source_row": -1, "name": names, "type": types, "address": "（规划）",
+             "floor_area_m2": add["floor_area"].astype(float), "beds": add["beds"].astype(float),
+             **keyword_flags(names, types, keywords), "lon": lon, "lat": lat},
+            geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326",
+        ).to_crs(target_crs)
+        out = pd.concat([out, added.reindex(columns=out.columns)], ignore_index=True)
+        report.notes.append(f"scenario: added {len(added)} planned facilities: {', '.join(names)}")
+    out = gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=facilities.crs)
+    out["fid"] = np.arange(len(out))
+    return out
