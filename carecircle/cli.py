@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -149,19 +148,18 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
 
 
 def main() -> None:
-    """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages."""
+    """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages.
+
+    typer handles its own usage errors (exit 2) and ``--help`` by raising SystemExit, which
+    passes through; everything else is caught here.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except InputError as err:
         console.print(f"[bold red]carecircle: error:[/bold red] {err}", highlight=False)
         sys.exit(2)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         sys.exit(130)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
         console.print(
             f"[bold red]carecircle: internal error:[/bold red] {type(err).__name__}: {err} "

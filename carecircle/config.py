@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import pyproj
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -159,6 +160,16 @@ class OutputConfig(_Section):
     lang: Literal["zh", "en"] = "zh"
     basemap: Literal["osm", "amap", "tianditu"] = "osm"
     offline_map: bool = False
+
+    @field_validator("shapefile_crs")
+    @classmethod
+    def _known_crs(cls, value: str) -> str:
+        if value.strip().lower() != "auto":
+            try:
+                pyproj.CRS.from_user_input(value)
+            except pyproj.exceptions.CRSError:
+                raise ValueError(f"{value!r} is not a CRS; use auto, EPSG:4326, EPSG:4490 or an EPSG code such as EPSG:4549") from None
+        return value
 
     @field_validator("formats")
     @classmethod

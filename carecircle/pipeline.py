@@ -189,12 +189,12 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
             elderly_share=pc.elderly_share, target_crs=target, layer=pc.layer,
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
-    _check_overlap(net, area, fac, pop, communities, config)
+    _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
     return Inputs(net, fac, pop, communities, estates, streets, reports)
 
 
-def _check_overlap(net, area, fac, pop, communities, config: RunConfig) -> None:
-    """Stop when a layer lies wholly outside the network: usually a wrong CRS."""
+def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_report: LayerReport) -> None:
+    """Stop when a layer lies wholly outside the network (usually a wrong CRS) or nothing is left."""
     for key, gdf, path in (
         ("communities", communities, config.communities.path),
         ("population", pop, config.population.raster or config.population.points or config.population.buildings),
@@ -205,11 +205,15 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig) -> None:
                 f"(network is in {net.crs.to_string()})"
             )
     if len(fac) == 0:
-        raise InputError(f"{config.facilities.path}: no facility left inside the study area; see rejected_facilities.csv")
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in fac_report.to_dict()["rejected_by_reason"].items())
+        raise InputError(
+            f"{config.facilities.path}: no usable facility: all {fac_report.read} rows rejected ({reasons}); "
+            "check the coordinate columns and facilities.crs"
+        )
 
 
 def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, min_component_nodes: int,
-            log: Log = print) -> Analysis:
+            polygons: bool = True, lang: str = "zh", log: Log = print) -> Analysis:
     """Coverage per service, community indicators, standards checks and isochrones.
 
     Every point is snapped onto the nearest edge once; each service costs one multi-source
@@ -225,6 +229,10 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         Points farther than this from any street are unreachable (reported, never dropped).
     min_component_nodes : int
         Network islands smaller than this do not capture points.
+    polygons : bool
+        Draw isochrone polygons (only the map, isochrones.gpkg and shp/ need them).
+    lang : {"zh", "en"}
+        Language of the check labels in the tables.
     log : callable
 
     Returns
@@ -291,9 +299,10 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         com, pop, fac, profile, cutoff_m=walk.distance_m, estates=inputs.estates, nearest=nearest,
     )
     assessed = standards.assess(communities, fac, profile, streets=inputs.streets, population=pop,
-                                cutoff_m=walk.distance_m)
-    iso = _isochrones(graph, fac, fac_snap, profile, walk)
-    log(f"等时圈 isochrones: {len(iso):,} polygons")
+                                cutoff_m=walk.distance_m, lang=lang)
+    iso = _isochrones(graph, fac, fac_snap, profile, walk if polygons else None)
+    if polygons:
+        log(f"等时圈 isochrones: {len(iso):,} polygons")
     return Analysis(
         graph_stats=graph.stats,
         facilities=fac,
@@ -326,16 +335,15 @@ def _share(part: float, whole: float) -> float | None:
     return float(part / whole) if whole > 0 else None
 
 
-def _isochrones(graph, fac, fac_snap, profile: Profile, walk: Walk) -> gpd.GeoDataFrame:
-    """Per-facility rings, dissolved rings and catchments for every circle service."""
+def _isochrones(graph, fac, fac_snap, profile: Profile, walk: Walk | None) -> gpd.GeoDataFrame:
+    """Per-facility rings, dissolved rings and catchments for every circle service (none without ``walk``)."""
     parts = []
-    speed = walk.speed_kmh or 4.0
-    for key in profile.circle_services:
+    for key in profile.circle_services if walk is not None else []:
         idx = np.flatnonzero(fac[key].to_numpy(bool) & fac_snap.ok)
         if len(idx) == 0:
             continue
         src, fids = fac_snap.take(idx), fac["fid"].to_numpy()[idx]
-        opts = {"service": key, "speed_kmh": speed}
+        opts = {"service": key, "speed_kmh": walk.speed_kmh or 4.0}
         parts += [
             isochrones.facility_isochrones(graph, src, fids, cutoffs_m=walk.rings_m, **opts),
             isochrones.dissolve_isochrones(graph, src, cutoffs_m=walk.rings_m, **opts),
@@ -532,15 +540,17 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     walk = resolve_walk(config, profile)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
     inputs = load_inputs(config, profile, log)
+    lang = lang or config.output.lang
     analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
-                       min_component_nodes=config.network.min_component_nodes, log=log)
+                       min_component_nodes=config.network.min_component_nodes,
+                       polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
     summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
-            lang=lang or config.output.lang, basemap=basemap or config.output.basemap,
+            lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
         )
         summary["outputs"] = files + ([] if "summary.json" in files else ["summary.json"])

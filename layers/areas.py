@@ -78,6 +78,7 @@ def read_communities(
         crs=target_crs,
     )
     tables.reject_rows(report, gdf, reason)
+    _stop_if_none_kept(path, "communities", reason)
     out = out[reason == ""].reset_index(drop=True)
     if streets is not None:
         blank = out["street"].isna().to_numpy()
@@ -118,7 +119,10 @@ def read_estates(
     target_crs : CRS-like
     communities : GeoDataFrame, optional
         From :func:`read_communities`; estates without a community get the one they overlap
-        most (or contain them, for points). Without it, ``community`` stays NaN.
+        most (or contain them, for points). With it, every kept estate belongs to a
+        community of the layer: an estate naming a community the layer does not have, or
+        lying outside every community polygon, is rejected with that reason (its households
+        and floor space could be counted nowhere). Without it, ``community`` stays as read.
 
     Returns
     -------
@@ -140,16 +144,11 @@ def read_estates(
         geometry=gdf.geometry.to_numpy(),
         crs=target_crs,
     )
-    tables.reject_rows(report, gdf, reason)
-    out = out[reason == ""].reset_index(drop=True)
     if communities is not None:
-        blank = out["community"].isna().to_numpy()
-        if blank.any():
-            zones = _zones(communities, "name", target_crs)
-            joined = assign_by_overlap(out.geometry[blank], zones.geometry, zones["name"])
-            out.loc[blank, "community"] = joined.to_numpy()
-            report.notes.append(f"community of {int(blank.sum())} estate(s) by largest overlap ({int(joined.isna().sum())} overlap none)")
-    return out, report
+        _estate_communities(out, reason, _zones(communities, "name", target_crs), report)
+    tables.reject_rows(report, gdf, reason)
+    _stop_if_none_kept(path, "estates", reason)
+    return out[reason == ""].reset_index(drop=True), report
 
 
 def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.GeoDataFrame, LayerReport]:
@@ -158,6 +157,7 @@ def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.
     name = _field(gdf, STREET_NAME + ["名称", "name"], "name_field", name_field, path, required=True, report=report)
     out = gpd.GeoDataFrame({"street": _names(gdf, name, reason, "street name")}, geometry=gdf.geometry.to_numpy(), crs=target_crs)
     tables.reject_rows(report, gdf, reason)
+    _stop_if_none_kept(path, "streets", reason)
     return out[reason == ""].reset_index(drop=True), report
 
 
@@ -189,6 +189,44 @@ def assign_by_overlap(geoms, zone_geoms, zone_names) -> pd.Series:
     out = pd.Series(pd.NA, index=range(len(g)), dtype="string")
     out.iloc[best["i"].to_numpy()] = names.iloc[best["z"].to_numpy()].astype(str).to_numpy()
     return out
+
+
+def _stop_if_none_kept(path, what: str, reason: np.ndarray) -> None:
+    """A layer the user gave but none of whose features is usable stops the run.
+
+    Running on without it would report a district with no 社区 (or ignore the estates'
+    floor space) as if that were the data; the reasons say what to fix.
+    """
+    if len(reason) and (reason != "").all():
+        counts = pd.Series(reason).value_counts()
+        why = ", ".join(f"{r}: {c}" for r, c in counts.items())
+        raise InputError(f"{path}: no usable {what}: all {len(reason)} features rejected ({why}); fix the layer or the field names")
+
+
+def _estate_communities(estates: gpd.GeoDataFrame, reason: np.ndarray, zones: gpd.GeoDataFrame,
+                        report: LayerReport) -> None:
+    """Give every estate still without a reason a community of ``zones``, or a reason.
+
+    A named community must be in the layer: a name it does not have is a typo or a
+    boundary change the planner has to settle, so it is rejected rather than silently moved
+    to whatever polygon the estate happens to lie in. A blank community is filled by
+    location (largest overlap); outside every polygon, the estate is rejected.
+    """
+    todo = reason == ""
+    named = todo & estates["community"].notna().to_numpy()
+    unknown = named & ~estates["community"].isin(set(zones["name"])).to_numpy()
+    reason[unknown] = "community not in the communities layer"
+    if unknown.any():
+        names = ", ".join(sorted(set(estates.loc[unknown, "community"])))
+        report.notes.append(f"{int(unknown.sum())} estate(s) name a community the communities layer does not have: {names[:200]}")
+    blank = todo & ~named
+    if blank.any():
+        joined = assign_by_overlap(estates.geometry.to_numpy()[blank], zones.geometry, zones["name"])
+        estates.loc[blank, "community"] = joined.to_numpy()
+        outside = np.zeros(len(estates), dtype=bool)
+        outside[np.flatnonzero(blank)[joined.isna().to_numpy()]] = True
+        reason[outside] = "outside every community polygon"
+        report.notes.append(f"community of {int(blank.sum() - outside.sum())} estate(s) by largest overlap")
 
 
 def _zones(zones, column, target_crs) -> gpd.GeoDataFrame:

@@ -122,3 +122,56 @@ def test_assign_by_overlap_points_and_polygons():
     zones = [sq(0, 0), sq(1, 0)]
     got = assign_by_overlap([Point(X0 + 1500, Y0 + 10), box(X0 + 900, Y0, X0 + 1950, Y0 + 10), Point(0, 0)], zones, ["a", "b"])
     assert got.tolist()[:2] == ["b", "b"] and got.isna().tolist()[2]
+
+
+def test_estates_without_a_community_are_rejected_with_a_reason(tmp_path):
+    communities = gpd.GeoDataFrame({"name": ["春阳社区", "长江社区"]}, geometry=[sq(0, 0), sq(1, 0)], crs=UTM50)
+    g = gpd.GeoDataFrame(
+        {
+            "小区名称": ["春阳花园", "远郊新村", "长江苑", "旧名小区", "无形小区", "跨界苑"],
+            "所属社区": [None, None, "长江社区", "长江村", None, ""],
+            "总户数": [1200, 500, 300, 400, 100, 900],
+        },
+        geometry=[
+            box(X0 + 100, Y0 + 100, X0 + 400, Y0 + 400),   # inside 春阳 → joined
+            Point(X0 + 5000, Y0 + 5000),                   # outside every polygon → rejected
+            Point(X0 + 9000, Y0 + 9000),                   # named, known: kept where it lies
+            Point(X0 + 1500, Y0 + 500),                    # names a community the layer lacks → rejected
+            None,                                          # no geometry → rejected for that
+            box(X0 + 800, Y0, X0 + 1900, Y0 + 500),        # blank name, straddles: 900 m in 长江
+        ],
+        crs=UTM50,
+    )
+    p = tmp_path / "estates.gpkg"
+    g.to_file(p)
+    out, report = read_estates(p, target_crs=UTM50, communities=communities)
+    assert report.read == 6 == report.kept + len(report.rejected) and report.kept == len(out) == 3
+    assert dict(zip(report.rejected["row"], report.rejected["reason"])) == {
+        2: "outside every community polygon",
+        4: "community not in the communities layer",
+        5: "missing geometry",
+    }
+    # the rejected rows keep their fields, so the planner sees the name to fix
+    assert report.rejected.set_index("row").loc[4, "所属社区"] == "长江村"
+    assert any("长江村" in n for n in report.notes)
+    assert out["name"].tolist() == ["春阳花园", "长江苑", "跨界苑"]
+    assert out["community"].tolist() == ["春阳社区", "长江社区", "长江社区"]
+    assert set(out["community"]) <= set(communities["name"])
+    # without a communities layer nothing is judged: the named community stays as read
+    alone, areport = read_estates(p, target_crs=UTM50)
+    assert areport.kept == 5 and alone["community"].tolist()[3] == "长江村" and alone["community"].isna().sum() == 3
+
+
+def test_a_layer_with_no_usable_feature_stops(tmp_path):
+    g = gpd.GeoDataFrame({"社区名称": ["A", "", "C"]}, geometry=[None, sq(0, 0), Point(X0, Y0)], crs=UTM50)
+    p = tmp_path / "com.gpkg"
+    g.to_file(p)
+    with pytest.raises(InputError, match=r"com\.gpkg: no usable communities: all 3 features rejected \(") as err:
+        read_communities(p, target_crs=UTM50)
+    assert "\n" not in str(err.value) and "missing geometry: 1" in str(err.value) and "missing name: 1" in str(err.value)
+    communities = gpd.GeoDataFrame({"name": ["春阳社区"]}, geometry=[sq(0, 0)], crs=UTM50)
+    e = gpd.GeoDataFrame({"小区名称": ["甲", "乙"], "所属社区": ["旧社区", None]},
+                         geometry=[Point(X0 + 10, Y0 + 10), Point(X0 + 5000, Y0)], crs=UTM50)
+    e.to_file(tmp_path / "est.gpkg")
+    with pytest.raises(InputError, match="no usable estates"):
+        read_estates(tmp_path / "est.gpkg", target_crs=UTM50, communities=communities)
