@@ -235,7 +235,8 @@ def write_comparison(result: Comparison, out_dir: str | Path, lang: str = "zh") 
     comparison_table(result, lang).to_csv(csv_path, index=False, encoding="utf-8-sig")
 
     def records(df: pd.DataFrame) -> list[dict]:
-        return json.loads(df.to_json(orient="records", force_ascii=False))
+        # pandas rounds to 10 significant digits by default: a delta would no longer equal b − a.
+        return json.loads(df.to_json(orient="records", force_ascii=False, double_precision=15))
 
     payload = {"run_a": result.run_a, "run_b": result.run_b, "counts": result.counts,
                "communities": records(result.communities), "streets": records(result.streets), "city": records(result.city)}

@@ -23,6 +23,8 @@ from carecircle.layers.report import InputError
 
 #: Weighted quantile reported as the "worst decile" distance.
 WORST_DECILE = 0.9
+#: Floor-space shortfalls below this (m²) are rounding, not a deficit.
+TOLERANCE = 1e-6
 
 
 def service_mask(facilities: pd.DataFrame, profile: Profile, services: list[str]) -> np.ndarray:
@@ -92,38 +94,50 @@ def _weighted_p90(cid: np.ndarray, dist: np.ndarray, weight: np.ndarray, n: int)
     return out
 
 
+def _nearest_groups(profile: Profile) -> dict[str, list[str]]:
+    """Output key → services it looks for: each circle service, and ``centre`` (any of the
+    profile's sub-district centre services) for the "one centre per street" check."""
+    groups = {s: [s] for s in profile.circle_services}
+    groups["centre"] = list(profile.sub_district.centre_services)
+    return groups
+
+
 def _nearest_table(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, profile: Profile,
                    nearest: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
-    """Per community and circle service: nearest facility name and distance.
+    """Per community and circle service (and the sub-district centre): nearest facility name and distance.
 
     From the pipeline's ``nearest`` table (walk distances) when given, matched on community
-    name (and street when the table has one); otherwise the straight-line nearest facility
-    from the community's representative point, labelled ``straight_line``.
+    name (and street when the table has one); a group of services (the centre) takes the
+    shortest of its services' walks. Otherwise the straight-line nearest facility from the
+    community's representative point, labelled ``straight_line``.
     """
     n = len(communities)
     out = pd.DataFrame(index=range(n))
+    groups = _nearest_groups(profile)
     if nearest is not None:
         need = {"name", "service", "facility", "distance_m"}
         if missing := need - set(nearest.columns):
             raise InputError(f"nearest: missing column(s) {', '.join(sorted(missing))}; expected name, service, facility, distance_m")
         keys = ["name", "street"] if "street" in nearest.columns else ["name"]
         left = communities[keys].reset_index(drop=True).assign(_pos=np.arange(n))
-        for s in profile.circle_services:
-            sub = nearest.loc[nearest["service"] == s, keys + ["facility", "distance_m"]].drop_duplicates(keys)
+        table = nearest.assign(distance_m=pd.to_numeric(nearest["distance_m"], errors="coerce"))
+        for key, services in groups.items():
+            sub = table[table["service"].isin(services) & table["distance_m"].notna()]
+            sub = sub.sort_values("distance_m", kind="mergesort").drop_duplicates(keys)[keys + ["facility", "distance_m"]]
             m = left.merge(sub, on=keys, how="left").sort_values("_pos")
-            out[f"nearest_{s}"] = m["facility"].to_numpy()
-            out[f"nearest_{s}_m"] = pd.to_numeric(m["distance_m"], errors="coerce").to_numpy(dtype=float)
+            out[f"nearest_{key}"] = m["facility"].astype("string").to_numpy()
+            out[f"nearest_{key}_m"] = m["distance_m"].to_numpy(dtype=float)
         return out, "walk"
     reps = gpd.GeoDataFrame({"_pos": np.arange(n)}, geometry=_rep_points(communities).to_numpy(), crs=communities.crs)
-    for s in profile.circle_services:
-        fac = facilities.loc[service_mask(facilities, profile, [s]), ["name", "geometry"]]
-        out[f"nearest_{s}"] = pd.Series([pd.NA] * n, dtype="string")
-        out[f"nearest_{s}_m"] = np.nan
+    for key, services in groups.items():
+        fac = facilities.loc[service_mask(facilities, profile, services), ["name", "geometry"]]
+        out[f"nearest_{key}"] = pd.Series([pd.NA] * n, dtype="string")
+        out[f"nearest_{key}_m"] = np.nan
         if len(fac) and n:
             j = gpd.sjoin_nearest(reps, fac.rename(columns={"name": "_fac"}), how="left", distance_col="_d")
             j = j[~j.index.duplicated(keep="first")].sort_values("_pos")
-            out[f"nearest_{s}"] = j["_fac"].astype("string").to_numpy()
-            out[f"nearest_{s}_m"] = j["_d"].to_numpy(dtype=float)
+            out[f"nearest_{key}"] = j["_fac"].astype("string").to_numpy()
+            out[f"nearest_{key}_m"] = j["_d"].to_numpy(dtype=float)
     return out, "straight_line"
 
 
@@ -151,6 +165,119 @@ def _rate_parts(hh_new: np.ndarray, hh_old: np.ndarray, profile: Profile, which:
     checked = (hh_new if rn is not None else 0.0) + (hh_old if ro is not None else 0.0)
     total = hh_new + hh_old
     return np.where((checked == 0) & (total > 0), np.nan, req)
+
+
+def _estate_space(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, profile: Profile) -> pd.DataFrame:
+    """Per 小区 (aligned with ``estates``): community position, age class and its own space requirement.
+
+    Columns ``_cid`` (-1 outside every community), ``households``, ``built_year``, ``is_new``,
+    ``per_estate`` (its class is checked estate by estate), ``rate`` (compliance m² per 100
+    households, NaN where the plan states none), ``required``, ``target`` (NaN where the
+    households or the rate are unknown) and ``provided`` (``space_m2``, NaN if unknown).
+    """
+    hh = pd.to_numeric(estates["households"], errors="coerce").to_numpy(dtype=float)
+    is_new = _is_new(estates["built_year"], profile)
+    sp = profile.space
+
+    def by_class(which: str) -> np.ndarray:
+        rn = getattr(sp.new, f"{which}_m2_per_100hh")
+        ro = getattr(sp.existing, f"{which}_m2_per_100hh")
+        return np.where(is_new, np.nan if rn is None else rn, np.nan if ro is None else ro).astype(float)
+
+    rate, target_rate = by_class("min"), by_class("target")
+    space = estates["space_m2"] if "space_m2" in estates.columns else pd.Series(np.nan, index=estates.index)
+    return pd.DataFrame({
+        "_cid": _estate_cid(estates, communities),
+        "households": hh,
+        "built_year": pd.to_numeric(estates["built_year"], errors="coerce").to_numpy(dtype=float),
+        "is_new": is_new,
+        "per_estate": np.where(is_new, sp.new.per_estate, sp.existing.per_estate).astype(bool),
+        "rate": rate,
+        "required": hh * rate / 100.0,
+        "target": hh * target_rate / 100.0,
+        "provided": pd.to_numeric(space, errors="coerce").to_numpy(dtype=float),
+    })
+
+
+def _uses_estate_space(est: pd.DataFrame, n: int, profile: Profile) -> np.ndarray:
+    """Per community: is its provided space the 小区 ``space_m2`` (else facility floor area)?"""
+    src = profile.space.provided_from
+    if src != "auto":
+        return np.full(n, src == "estates")
+    inside = est["_cid"].to_numpy() >= 0
+    known = inside & est["provided"].notna().to_numpy()
+    return np.bincount(est["_cid"].to_numpy()[known], minlength=n) > 0
+
+
+def _estate_shortfalls(est: pd.DataFrame, uses_estates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each estate's own shortfall to the compliance rate and to the target.
+
+    Checked where the estate lies in a community whose space is measured from the 小区 (an
+    unknown ``space_m2`` there counts as no room: the community total counts it so too), or,
+    outside every community, where its own ``space_m2`` is known. NaN where not checked or
+    no rate / households are known.
+    """
+    cid = est["_cid"].to_numpy()
+    prov = est["provided"].to_numpy(dtype=float)
+    checked = np.where(cid >= 0, uses_estates[np.maximum(cid, 0)], ~np.isnan(prov))
+    have = np.nan_to_num(prov)
+    short = np.where(checked, np.clip(est["required"].to_numpy() - have, 0, None), np.nan)
+    short_t = np.where(checked, np.clip(est["target"].to_numpy() - have, 0, None), np.nan)
+    return short, short_t
+
+
+def estate_table(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, profile: Profile) -> gpd.GeoDataFrame:
+    """One row per 小区 with its own floor-space requirement, what it provides and its shortfall.
+
+    Parameters
+    ----------
+    estates : GeoDataFrame
+        小区 with ``name``, ``community`` (NaN → located by geometry), ``households``,
+        ``built_year``, ``space_m2`` (optional), metric CRS.
+    communities : GeoDataFrame
+        ``name``, ``street``, polygons (the pipeline's communities layer).
+    profile : Profile
+
+    Returns
+    -------
+    GeoDataFrame
+        Input order: ``estate`` (the 小区 name), ``community`` (resolved by name, else by
+        location; NA outside every community), ``street`` (the community's), ``households``,
+        ``built_year``, ``estate_class``
+        (``new`` / ``existing``, split at ``space.new_from_year``), ``per_estate`` (the class
+        is checked estate by estate, so this estate's deficit fails its community),
+        ``space_rate_m2_per_100hh`` (compliance rate; NaN where the plan states none),
+        ``space_required_m2``, ``space_target_m2``, ``space_provided_m2`` (``space_m2``, NaN
+        if unknown), ``space_shortfall_m2``, ``space_target_shortfall_m2`` (NaN where not
+        checked: no rate or households, or the community's space is measured from facility
+        floor area), ``flag_space`` (the estate is short on its own), geometry.
+    """
+    com = communities.reset_index(drop=True)
+    est = _estate_space(estates, com, profile)
+    short, short_t = _estate_shortfalls(est, _uses_estate_space(est, len(com), profile))
+    cid = est["_cid"].to_numpy()
+    inside = cid >= 0
+
+    def of_community(col: str) -> pd.Series:
+        values = com[col].astype("string").to_numpy() if col in com.columns else np.full(len(com), pd.NA, dtype=object)
+        return pd.Series(np.where(inside, values[np.maximum(cid, 0)] if len(com) else pd.NA, pd.NA), dtype="string")
+
+    return gpd.GeoDataFrame({
+        "estate": estates["name"].astype("string").to_numpy(),
+        "community": of_community("name").to_numpy(),
+        "street": of_community("street").to_numpy(),
+        "households": est["households"].to_numpy(),
+        "built_year": est["built_year"].to_numpy(),
+        "estate_class": np.where(est["is_new"], "new", "existing"),
+        "per_estate": est["per_estate"].to_numpy(),
+        "space_rate_m2_per_100hh": est["rate"].to_numpy(),
+        "space_required_m2": est["required"].to_numpy(),
+        "space_target_m2": est["target"].to_numpy(),
+        "space_provided_m2": est["provided"].to_numpy(),
+        "space_shortfall_m2": short,
+        "space_target_shortfall_m2": short_t,
+        "flag_space": np.nan_to_num(short) > TOLERANCE,
+    }, geometry=estates.geometry.to_numpy(), crs=estates.crs)
 
 
 def community_indicators(
@@ -183,9 +310,11 @@ def community_indicators(
         小区 with ``name``, ``community`` (NaN → located by geometry), ``households``,
         ``built_year``, ``space_m2``.
     nearest : DataFrame, optional
-        Walk distance from each community to its nearest facility per service: ``name``
-        (community), ``service``, ``facility``, ``distance_m`` (optionally ``street``).
-        Without it the straight-line nearest facility is reported (``nearest_basis``).
+        The pipeline's walk-based table: per community and service, the shortest walk any
+        resident has to a facility of that service and which facility: ``name``
+        (community), ``service``, ``facility``, ``distance_m`` (optionally ``street``,
+        then matched on both). Without it the straight-line nearest facility from the
+        representative point is reported (``nearest_basis``).
     reach : DataFrame, optional
         Only for ``space.count_facilities: circle``: ``name`` (community), ``fid``,
         ``distance_m`` walk distances; without it facilities within ``cutoff_m`` in a
@@ -199,8 +328,13 @@ def community_indicators(
         ``elderly``, ``n_points``, ``dist_basis``; per circle service ``s``:
         ``dist_<s>_mean_m``, ``dist_<s>_p90_m``, ``elderly_covered_share_<s>``,
         ``population_covered_share_<s>``, ``nearest_<s>``, ``nearest_<s>_m``;
-        ``nearest_basis``; ``space_required_m2``, ``space_target_m2``,
-        ``space_provided_m2``, ``space_provided_from``, ``space_shortfall_m2``,
+        ``nearest_centre``, ``nearest_centre_m`` (the nearest sub-district centre, any of
+        ``sub_district.centre_services``); ``nearest_basis`` (``walk`` or
+        ``straight_line``); ``space_required_m2``, ``space_target_m2``,
+        ``space_provided_m2``, ``space_provided_from``, ``space_shortfall_m2`` (with classes
+        checked estate by estate, the sum of those estates' own shortfalls plus the pooled
+        shortfall of the rest: a surplus never offsets another estate's deficit),
+        ``space_estates_short`` (estates short on their own, see :func:`estate_table`),
         ``space_target_shortfall_m2``, ``largest_unit_m2``, ``n_stations``,
         ``largest_station_m2``, ``per_capita_required_m2``, geometry.
     """
@@ -256,6 +390,9 @@ def community_indicators(
         out[f"population_covered_share_{s}"] = np.where(people_sum > 0, p_share, np.where(has_points, e_share, covered0))
         out[f"nearest_{s}"] = near[f"nearest_{s}"].to_numpy()
         out[f"nearest_{s}_m"] = d0
+    # The nearest sub-district centre, for the action row of a sub-district without one.
+    out["nearest_centre"] = near["nearest_centre"].to_numpy()
+    out["nearest_centre_m"] = near["nearest_centre_m"].to_numpy(dtype=float)
     out["nearest_basis"] = basis
 
     # ---- people and households ------------------------------------------------------
@@ -271,21 +408,34 @@ def community_indicators(
     est_space = np.full(n, np.nan)
     est_max_space = np.full(n, np.nan)
     has_est_hh = np.zeros(n, dtype=bool)
+    # Per-estate parts of the space check (逐小区): required, provided and the sum of the
+    # estates' own shortfalls, over the estates whose class is checked estate by estate.
+    pe_required, pe_target, pe_provided, pe_short, pe_short_t, n_short = (np.zeros(n) for _ in range(6))
+    # Without estates, space is measured from facilities unless the profile forces estates.
+    use_est = np.full(n, profile.space.provided_from == "estates")
     if estates is not None and len(estates):
-        ecid = _estate_cid(estates, com)
-        keep = ecid >= 0
-        ec = ecid[keep]
-        e_hh = pd.to_numeric(estates["households"], errors="coerce").to_numpy(dtype=float)[keep]
-        e_new = _is_new(estates["built_year"], profile)[keep]
+        est = _estate_space(estates, com, profile)
+        keep = est["_cid"].to_numpy() >= 0
+        e = est[keep]
+        ec = e["_cid"].to_numpy()
+        e_hh = e["households"].to_numpy()
         known = ~np.isnan(e_hh)
         est_hh = np.bincount(ec[known], weights=e_hh[known], minlength=n)
-        est_new = np.bincount(ec[known], weights=(e_hh * e_new)[known], minlength=n)
+        est_new = np.bincount(ec[known], weights=(e_hh * e["is_new"].to_numpy())[known], minlength=n)
         has_est_hh = np.bincount(ec[known], minlength=n) > 0
-        if "space_m2" in estates.columns:
-            sp = pd.Series(pd.to_numeric(estates["space_m2"], errors="coerce").to_numpy(dtype=float)[keep])
-            g = sp.groupby(ec)
-            est_space[g.sum(min_count=1).index] = g.sum(min_count=1).to_numpy()
-            est_max_space[g.max().index] = g.max().to_numpy()
+        g = e["provided"].groupby(ec)
+        total = g.sum(min_count=1)
+        est_space[total.index.to_numpy()] = total.to_numpy()
+        est_max_space[g.max().index.to_numpy()] = g.max().to_numpy()
+        use_est = _uses_estate_space(est, n, profile)
+        short, short_t = (x[keep] for x in _estate_shortfalls(est, use_est))
+        n_short = np.bincount(ec, weights=np.nan_to_num(short) > TOLERANCE, minlength=n)
+        pe = e["per_estate"].to_numpy() & ~np.isnan(short)
+        pe_required = np.bincount(ec[pe], weights=e["required"].to_numpy()[pe], minlength=n)
+        pe_provided = np.bincount(ec[pe], weights=np.nan_to_num(e["provided"].to_numpy()[pe]), minlength=n)
+        pe_short = np.bincount(ec[pe], weights=short[pe], minlength=n)
+        pe_short_t = np.bincount(ec[pe], weights=short_t[pe], minlength=n)
+        pe_target = np.bincount(ec[pe], weights=e["target"].to_numpy()[pe], minlength=n)
     hh_from_pop = out["population"].to_numpy(dtype=float) / profile.household_size
     households = np.where(has_est_hh, est_hh, np.where(np.isnan(hh_field), hh_from_pop, hh_field))
     out["households"] = households
@@ -313,12 +463,14 @@ def community_indicators(
     # ---- floor space: required vs provided -------------------------------------------
     out["space_required_m2"] = _rate_parts(hh_new, hh_old, profile, "min")
     out["space_target_m2"] = _rate_parts(hh_new, hh_old, profile, "target")
-    src = profile.space.provided_from
-    use_est = ~np.isnan(est_space) if src == "auto" else np.full(n, src == "estates")
     out["space_provided_m2"] = np.where(use_est, np.nan_to_num(est_space), fac_space)
     out["space_provided_from"] = np.where(use_est, "estates", "facilities")
-    out["space_shortfall_m2"] = np.clip(out["space_required_m2"] - out["space_provided_m2"], 0, None)
-    out["space_target_shortfall_m2"] = np.clip(out["space_target_m2"] - out["space_provided_m2"], 0, None)
+    # Estates checked one by one stand alone; the rest of the community pools its rooms.
+    # (Without estate space data nothing is per estate and this is required − provided.)
+    pooled_provided = out["space_provided_m2"].to_numpy(dtype=float) - pe_provided
+    out["space_shortfall_m2"] = pe_short + np.clip(out["space_required_m2"].to_numpy(dtype=float) - pe_required - pooled_provided, 0, None)
+    out["space_target_shortfall_m2"] = pe_short_t + np.clip(out["space_target_m2"].to_numpy(dtype=float) - pe_target - pooled_provided, 0, None)
+    out["space_estates_short"] = n_short.astype(int)
     # The largest single unit (an estate's room or one facility) for Rugao's pooled rule.
     out["largest_unit_m2"] = np.fmax(est_max_space, fac_max)
 

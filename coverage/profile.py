@@ -77,6 +77,12 @@ class SpaceRate(_Model):
 
     min_m2_per_100hh: float | None = Field(None, ge=0)
     target_m2_per_100hh: float | None = Field(None, ge=0)
+    #: Checked estate by estate (逐小区): each 小区 of this class must meet the rate on its
+    #: own, so one estate's surplus does not offset another's deficit. ``false`` pools the
+    #: class over the community (the plan lets rooms be shared, e.g. Wuxi's 调剂). Applies
+    #: where the community's provided space comes from the 小区 ``space_m2`` (see
+    #: ``space.provided_from``); facility floor area cannot be split between estates.
+    per_estate: bool = False
     source: str = ""
 
     @model_validator(mode="after")

@@ -9,7 +9,11 @@ The checks a profile applies (:func:`checks`) and what sets each flag:
 ``space``
     ``space_shortfall_m2 > 0``: provided elderly-service floor space below
     households/100 × the compliance rate (new and existing estates separately, split at
-    ``space.new_from_year``). Not applied where the plan states no rate.
+    ``space.new_from_year``). Not applied where the plan states no rate. Where a class is
+    checked estate by estate (``space.<class>.per_estate``, Kunshan's existing estates,
+    逐小区), any estate of it short on its own fails the community and the shortfall is the
+    sum of the estates' own (a surplus in one estate offsets no other's deficit); the
+    per-estate table is :func:`carecircle.coverage.indicators.estate_table`.
 ``pooled_space`` (Rugao)
     the community has ≥ ``pooled.min_households`` households in new estates and no single
     unit (an estate's room or one qualifying facility) of ≥ ``pooled.min_m2``.
@@ -42,16 +46,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from carecircle.coverage.indicators import community_indicators, service_mask
+from carecircle.coverage.indicators import TOLERANCE, community_indicators, service_mask
 from carecircle.coverage.profile import Profile, load_profile
 
-#: Shortfalls below this (m² or persons) are rounding, not a failure.
-TOLERANCE = 1e-6
+#: Units of the action list in English (the Chinese unit is the check's own).
+UNITS_EN = {"处": "sites", "家": "centres"}
 
 
 @dataclass(frozen=True)
 class Check:
-    """One checkable standard of a profile."""
+    """One checkable standard of a profile, with its label and standard text in both languages."""
 
     key: str
     level: str  # "community" | "street"
@@ -60,13 +64,39 @@ class Check:
     unit: str
     standard: str
     source: str
+    standard_en: str = ""
 
     def label(self, lang: str = "zh") -> str:
         return self.label_en if lang == "en" else self.label_zh
 
+    def standard_text(self, lang: str = "zh") -> str:
+        """The standard's value (``source`` stays the plan's own Chinese wording)."""
+        return self.standard_en if lang == "en" and self.standard_en else self.standard
+
+    def unit_text(self, lang: str = "zh") -> str:
+        return UNITS_EN.get(self.unit, self.unit) if lang == "en" else self.unit
+
 
 def _g(x: float) -> str:
     return f"{x:g}"
+
+
+def _space_standard(profile: Profile) -> tuple[str, str]:
+    """The 每百户 m² standard as text (Chinese, English): new and existing, ranges, 逐小区."""
+    sp = profile.space
+    parts_zh, parts_en = [], []
+    for r, zh, en in ((sp.new, f"新建（{sp.new_from_year}年起）", f"new (built {sp.new_from_year} on)"), (sp.existing, "已建", "existing")):
+        if r.min_m2_per_100hh is None:
+            parts_zh.append(f"{zh}：未规定")
+            parts_en.append(f"{en}: not stated")
+            continue
+        rng = _g(r.min_m2_per_100hh)
+        if r.target_m2_per_100hh != r.min_m2_per_100hh:
+            rng += f"–{_g(r.target_m2_per_100hh)}"
+        each_zh, each_en = ("，逐小区核算", ", estate by estate") if r.per_estate else ("", "")
+        parts_zh.append(f"{zh}每百户 {rng} m²（≥ {_g(r.min_m2_per_100hh)} 达标{each_zh}）")
+        parts_en.append(f"{en}: {rng} m² per 100 households (≥ {_g(r.min_m2_per_100hh)} complies{each_en})")
+    return "；".join(parts_zh), "; ".join(parts_en)
 
 
 def checks(profile: Profile, cutoff_m: float | None = None) -> list[Check]:
@@ -84,59 +114,57 @@ def checks(profile: Profile, cutoff_m: float | None = None) -> list[Check]:
     """
     cutoff = profile.walk_distance_m if cutoff_m is None else cutoff_m
     minutes, sub = profile.walk.minutes, profile.sub_district_label
+    thr = _g(profile.circle.min_covered_share * 100)
     out = []
     for s in profile.circle_services:
         spec = profile.services[s]
+        share = _g(profile.target(s).share * 100)
         out.append(Check(
             f"no_{s}", "community",
             f"{spec.label_zh}不在{_g(minutes)}分钟步行圈内", f"no {spec.label_en} within a {_g(minutes)}-minute walk", "%",
-            f"步行{_g(cutoff)}米内老年人占比 ≥ {_g(profile.circle.min_covered_share * 100)}%；"
-            f"目标：{_g(profile.target(s).share * 100)}%的{profile.community_label}覆盖",
+            f"步行{_g(cutoff)}米内老年人占比 ≥ {thr}%；目标：{share}%的{profile.community_label}覆盖",
             "；".join(x for x in (profile.walk.source, profile.target(s).source, profile.circle.source) if x),
+            f"elderly within a {_g(cutoff)} m walk ≥ {thr}%; target: {share}% of communities covered",
         ))
     sp = profile.space
     if sp.new.min_m2_per_100hh is not None or sp.existing.min_m2_per_100hh is not None:
-        def rate(r, name):
-            if r.min_m2_per_100hh is None:
-                return f"{name}：未规定"
-            rng = _g(r.min_m2_per_100hh)
-            if r.target_m2_per_100hh != r.min_m2_per_100hh:
-                rng += f"–{_g(r.target_m2_per_100hh)}"
-            return f"{name}每百户 {rng} m²（≥ {_g(r.min_m2_per_100hh)} 达标）"
+        zh, en = _space_standard(profile)
         out.append(Check(
-            "space", "community", "养老服务用房面积不足", "elderly-service floor space short", "m²",
-            f"{rate(sp.new, f'新建（{sp.new_from_year}年起）')}；{rate(sp.existing, '已建')}",
-            "；".join(x for x in (sp.new.source, sp.existing.source) if x),
+            "space", "community", "养老服务用房面积不足", "elderly-service floor space short", "m²", zh,
+            "；".join(x for x in (sp.new.source, sp.existing.source) if x), en,
         ))
     if profile.pooled is not None:
         pl = profile.pooled
         out.append(Check(
             "pooled_space", "community", f"未集中配建≥{_g(pl.min_m2)}㎡养老服务用房", f"no pooled unit of ≥ {_g(pl.min_m2)} m²", "m²",
             f"新建住宅每{_g(pl.min_households)}–{_g(pl.max_households)}户统一配建 ≥ {_g(pl.min_m2)} m²", pl.source,
+            f"new housing: one unit of ≥ {_g(pl.min_m2)} m² per {_g(pl.min_households)}–{_g(pl.max_households)} households",
         ))
     st = profile.station
     if st.required:
         out.append(Check(
             "no_station", "community", f"{profile.community_label}无养老服务站（点）", "no care station in the community", "处",
-            f"每个{profile.community_label} ≥ 1 处", st.source,
+            f"每个{profile.community_label} ≥ 1 处", st.source, "≥ 1 per community",
         ))
     if st.min_floor_area_m2 is not None:
         out.append(Check(
             "station_size", "community", f"养老服务站（点）面积不足{_g(st.min_floor_area_m2)}㎡",
             f"care station smaller than {_g(st.min_floor_area_m2)} m²", "m²", f"≥ 1 处 ≥ {_g(st.min_floor_area_m2)} m²", st.source,
+            f"≥ 1 station of ≥ {_g(st.min_floor_area_m2)} m²",
         ))
     pc = profile.per_capita
     if pc is not None and pc.measure == "floor_area":
         out.append(Check(
             "per_capita", "community", f"人均养老服务设施建筑面积不足{_g(pc.min_m2_per_person)}㎡",
             f"floor space below {_g(pc.min_m2_per_person)} m² per person", "m²", f"人均建筑面积 ≥ {_g(pc.min_m2_per_person)} m²", pc.source,
+            f"floor area ≥ {_g(pc.min_m2_per_person)} m² per person",
         ))
     sd = profile.sub_district
     centre = profile.services[sd.centre_services[0]] if sd.centre_services else None
     if sd.centre_required and centre is not None:
         out.append(Check(
             "no_street_centre", "street", f"{sub}无{centre.label_zh}", f"no {centre.label_en} in the sub-district", "处",
-            f"每个{sub} ≥ 1 处", sd.centre_source,
+            f"每个{sub} ≥ 1 处", sd.centre_source, "≥ 1 per sub-district",
         ))
     if sd.large_centres is not None:
         lc = sd.large_centres
@@ -145,6 +173,7 @@ def checks(profile: Profile, cutoff_m: float | None = None) -> list[Check]:
             "large_centres", "street", f"{_g(lc.min_floor_area_m2)}㎡以上{lab.label_zh}不足{lc.min_count}家",
             f"fewer than {lc.min_count} {lab.label_en}s of ≥ {_g(lc.min_floor_area_m2)} m²", "家",
             f"每个{sub} ≥ {lc.min_count} 家 ≥ {_g(lc.min_floor_area_m2)} m²", lc.source,
+            f"≥ {lc.min_count} of ≥ {_g(lc.min_floor_area_m2)} m² per sub-district",
         ))
     return out
 
@@ -168,7 +197,7 @@ def _community_failures(com: pd.DataFrame, profile: Profile, cutoff_m: float | N
     elderly = com["elderly"].astype(float).fillna(0)
     parts = []
 
-    def add(key, mask, value, required, affected, service=None):
+    def add(key, mask, value, required, affected, service=None, shortfall=None):
         mask = np.asarray(mask, dtype=bool)
         if key not in by_key or not mask.any():
             return
@@ -176,15 +205,16 @@ def _community_failures(com: pd.DataFrame, profile: Profile, cutoff_m: float | N
         near, near_m = _nearest_cols(com, profile, service)
         value = pd.Series(np.broadcast_to(np.asarray(value, dtype=float), len(com)), index=com.index)
         required = pd.Series(np.broadcast_to(np.asarray(required, dtype=float), len(com)), index=com.index)
+        short = required - value if shortfall is None else pd.Series(np.asarray(shortfall, dtype=float), index=com.index)
         parts.append(pd.DataFrame({
             "_pos": np.flatnonzero(mask),
             "community": com["name"][mask].astype("string").to_numpy(),
             "street": com["street"][mask].astype("string").to_numpy(),
             "check": key, "check_label": c.label(lang),
             "value": value[mask].to_numpy(), "required": required[mask].to_numpy(),
-            "shortfall": (required - value)[mask].to_numpy(), "unit": c.unit,
+            "shortfall": short[mask].to_numpy(), "unit": c.unit_text(lang),
             "elderly_affected": np.asarray(affected, dtype=float)[mask],
-            "standard": c.standard, "source": c.source,
+            "standard": c.standard_text(lang), "source": c.source,
             "nearest_facility": near[mask].to_numpy(), "nearest_facility_m": near_m[mask].to_numpy(),
         }))
 
@@ -193,7 +223,9 @@ def _community_failures(com: pd.DataFrame, profile: Profile, cutoff_m: float | N
         thr = profile.circle.min_covered_share
         add(f"no_{s}", (share < thr).fillna(False), share.fillna(0) * 100, thr * 100, elderly * (1 - share.fillna(0)), service=s)
     short = com["space_shortfall_m2"].astype(float)
-    add("space", (short > TOLERANCE).fillna(False), com["space_provided_m2"], com["space_required_m2"], elderly)
+    # Estate by estate (逐小区) the shortfall exceeds required − provided: a surplus in one
+    # estate does not offset another's deficit, so the shortfall column is the measure.
+    add("space", (short > TOLERANCE).fillna(False), com["space_provided_m2"], com["space_required_m2"], elderly, shortfall=short)
     if profile.pooled is not None:
         unit = com["largest_unit_m2"].astype(float).fillna(0)
         need = com["households_new"].astype(float) >= profile.pooled.min_households
@@ -236,7 +268,7 @@ def check_communities(indicators: gpd.GeoDataFrame, profile: Profile, *, cutoff_
     GeoDataFrame
         ``indicators`` plus ``flag_<check>`` (bool, see the module docstring), ``n_flags``,
         ``worst_check`` (key of the most severe failed check, "" if none) and ``flags``
-        ("；"-joined labels in check order).
+        (labels in check order, joined by "；", or "; " in English).
     """
     com = indicators.reset_index(drop=True).copy()
     fails = _community_failures(com, profile, cutoff_m, lang)
@@ -250,7 +282,7 @@ def check_communities(indicators: gpd.GeoDataFrame, profile: Profile, *, cutoff_
     com["worst_check"] = ""
     com.loc[worst["_pos"].to_numpy(), "worst_check"] = worst["check"].to_numpy()
     order = {c.key: i for i, c in enumerate(checks(profile, cutoff_m))}
-    labels = fails.assign(_o=fails["check"].map(order)).sort_values(["_pos", "_o"]).groupby("_pos")["check_label"].agg("；".join)
+    labels = fails.assign(_o=fails["check"].map(order)).sort_values(["_pos", "_o"]).groupby("_pos")["check_label"].agg(("; " if lang == "en" else "；").join)
     com["flags"] = ""
     com.loc[labels.index.to_numpy(), "flags"] = labels.to_numpy()
     return com
@@ -278,9 +310,11 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         ``s``: ``communities_covered_<s>``, ``coverage_rate_<s>``, ``target_<s>``,
         ``meets_target_<s>``, ``elderly_covered_share_<s>``; ``communities_with_station``,
         ``has_street_centre``, ``n_street_centres``, ``n_large_centres``,
-        ``flag_no_street_centre``, ``flag_large_centres``, ``nearest_street_centre`` and
-        ``nearest_street_centre_m`` (straight line from the sub-district's boundary, 0 when
-        inside), ``space_required_m2``,
+        ``flag_no_street_centre``, ``flag_large_centres``, ``nearest_street_centre``,
+        ``nearest_street_centre_m`` and ``nearest_street_centre_basis``: ``walk`` — the
+        shortest walk any of its residents has to a centre (the communities'
+        ``nearest_centre_m`` from the pipeline's walk table) — or ``straight_line`` from the
+        sub-district's boundary (0 when inside) where no walk is known, ``space_required_m2``,
         ``space_provided_m2``, ``space_shortfall_m2``, ``score`` (0–100, mean of the
         components below), ``rank`` (1 = best score; ties share a rank), geometry.
 
@@ -354,6 +388,19 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         nj = nj[~nj.index.duplicated(keep="first")].sort_values("_s")
         out["nearest_street_centre"] = nj["_fac"].astype("string").to_numpy()
         out["nearest_street_centre_m"] = nj["_d"].to_numpy(dtype=float)
+    out["nearest_street_centre_basis"] = pd.Series(np.where(out["nearest_street_centre_m"].notna(), "straight_line", pd.NA),
+                                                   index=out.index, dtype="string")
+    # Walked (the pipeline's nearest table): the shortest walk any resident of the
+    # sub-district has to a centre, i.e. the best of its communities'. Sub-districts with no
+    # community (or none that reaches a centre) keep the straight line.
+    if "nearest_centre_m" in com.columns and (com.get("nearest_basis") == "walk").all():
+        walk = com[["street", "nearest_centre", "nearest_centre_m"]].dropna(subset=["nearest_centre_m"])
+        best = walk.sort_values("nearest_centre_m", kind="mergesort").drop_duplicates("street").set_index("street")
+        hit = out["street"].isin(best.index).to_numpy()
+        where = out.loc[hit, "street"]
+        out.loc[hit, "nearest_street_centre"] = where.map(best["nearest_centre"]).to_numpy()
+        out.loc[hit, "nearest_street_centre_m"] = where.map(best["nearest_centre_m"]).to_numpy(dtype=float)
+        out.loc[hit, "nearest_street_centre_basis"] = "walk"
     area = pd.to_numeric(facilities["floor_area_m2"], errors="coerce").to_numpy(dtype=float)[pos]
     if sd.large_centres is not None:
         lc = sd.large_centres
@@ -400,8 +447,8 @@ def _street_failures(streets: pd.DataFrame, profile: Profile, lang: str) -> pd.D
         parts.append(pd.DataFrame({
             "community": "", "street": sel["street"].astype("string").to_numpy(), "check": key, "check_label": c.label(lang),
             "value": sel[value_col].astype(float).to_numpy(), "required": required,
-            "shortfall": required - sel[value_col].astype(float).to_numpy(), "unit": c.unit,
-            "elderly_affected": sel["elderly"].astype(float).to_numpy(), "standard": c.standard, "source": c.source,
+            "shortfall": required - sel[value_col].astype(float).to_numpy(), "unit": c.unit_text(lang),
+            "elderly_affected": sel["elderly"].astype(float).to_numpy(), "standard": c.standard_text(lang), "source": c.source,
             "nearest_facility": sel["nearest_street_centre"].to_numpy() if key == "no_street_centre" else pd.NA,
             "nearest_facility_m": sel["nearest_street_centre_m"].to_numpy() if key == "no_street_centre" else np.nan,
         }))
@@ -433,7 +480,9 @@ def action_list(communities: pd.DataFrame, streets: pd.DataFrame, profile: Profi
         For circle checks value/required are the covered share and threshold in %, and the
         nearest facility is of that service; for other community checks it is the nearest
         facility of the first circle service; for a sub-district without a centre it is the
-        nearest centre (straight line from the sub-district's boundary).
+        nearest centre (walked when the communities carry the pipeline's walk table, see
+        :func:`street_scorecard`). ``check_label``, ``standard`` and ``unit`` are in
+        ``lang``; ``source`` quotes the plan (Chinese).
     """
     com = communities.reset_index(drop=True)
     fails = _community_failures(com, profile, cutoff_m, lang).drop(columns="_pos")
@@ -617,7 +666,15 @@ _LABELS = {
     "communities_with_station": ("有站点社区数", "communities with a station"), "has_street_centre": ("有综合养老服务中心", "has centre"),
     "n_street_centres": ("综合养老服务中心数", "centres"),
     "nearest_street_centre": ("最近综合养老服务中心", "nearest centre"),
-    "nearest_street_centre_m": ("最近综合养老服务中心直线距离（米）", "nearest centre, straight line (m)"),
+    "nearest_street_centre_m": ("最近综合养老服务中心距离（米）", "nearest centre (m)"),
+    "nearest_street_centre_basis": ("最近综合养老服务中心距离依据", "nearest-centre basis"),
+    "nearest_centre": ("最近综合养老服务中心", "nearest centre"),
+    "nearest_centre_m": ("最近综合养老服务中心距离（米）", "nearest centre (m)"),
+    "space_estates_short": ("面积不足小区数", "estates short of space"),
+    # estates (estates.csv)
+    "estate_class": ("新建/已建", "new / existing"), "per_estate": ("逐小区核算", "checked estate by estate"),
+    "space_rate_m2_per_100hh": ("每百户标准（㎡）", "rate (m² per 100 households)"),
+    "estate": ("小区名称", "estate"), "built_year": ("建成年份", "year built"),
     "n_large_centres": ("达规模日间照料中心数", "large centres"),
     "score": ("得分", "score"), "rank": ("排名", "rank"),
     # actions

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
-from carecircle.coverage.indicators import _weighted_p90, community_indicators, service_mask
+from carecircle.coverage.indicators import _weighted_p90, community_indicators, estate_table, service_mask
 from carecircle.coverage.profile import load_profile
 from carecircle.layers.report import InputError
 
@@ -258,3 +258,138 @@ def test_covered_shares_match_brute_force(rows):
         assert c.loc[i, "elderly_covered_share_day_care"] == pytest.approx(w[d <= 1000].sum() / w.sum())
         assert c.loc[i, "population_covered_share_day_care"] == pytest.approx(p[d <= 1000].sum() / p.sum())
         assert 0 <= c.loc[i, "elderly_covered_share_meal"] <= 1
+
+
+# --- floor space estate by estate (逐小区) ------------------------------------------------
+#
+# 甲: 安居苑 existing (1995) 500 households, 150 m²; 和园 existing (2000, community left blank:
+#     placed by location) 1,000 households, 120 m²; 新苑 new (2020) 400 households, 100 m².
+# 乙: 乙苑 existing (2005) 1,000 households, 250 m².
+# 丙: 丙一村 existing 300 households, space unknown; 丙二村 existing 200 households, 30 m².
+# 外苑 lies outside every community: existing, 100 households, 10 m²; 外村 the same, space unknown.
+def space_estates():
+    return gpd.GeoDataFrame({
+        "name": ["安居苑", "和园", "新苑", "乙苑", "丙一村", "丙二村", "外苑", "外村"],
+        "community": ["甲社区", None, "甲社区", "乙社区", "丙社区", "丙社区", None, None],
+        "households": [500.0, 1000.0, 400.0, 1000.0, 300.0, 200.0, 100.0, 100.0],
+        "built_year": [1995.0, 2000.0, 2020.0, 2005.0, 1990.0, 1992.0, 1990.0, 1990.0],
+        "space_m2": [150.0, 120.0, 100.0, 250.0, np.nan, 30.0, 10.0, np.nan],
+    }, geometry=[box(50, 50, 300, 300), box(400, 400, 700, 700), box(750, 50, 950, 300), box(1100, 100, 1900, 900),
+                 box(100, 1100, 400, 1400), box(500, 1500, 900, 1900), box(3000, 3000, 3100, 3100), box(3200, 3000, 3300, 3100)],
+        crs=CRS)
+
+
+# Per profile: community (required, provided, shortfall, estates short on their own) for 甲, 乙, 丙.
+@pytest.mark.parametrize("profile, expected", [
+    # national 30/20, pooled: 甲 500·.2 + 1000·.2 + 400·.3 = 420 required, 370 provided → 50; on
+    # their own 和园 (200 − 120) and 新苑 (120 − 100) are short. 丙: 300·.2 + 200·.2 = 100 − 30.
+    ("national", [(420, 370, 50, 2), (200, 250, 0, 0), (100, 30, 70, 2)]),
+    # Kunshan: existing estates one by one (和园 80 short; 安居苑's 50 m² surplus does not
+    # count), the new estate pooled (120 − 100 = 20): 80 + 20 = 100, not 420 − 370 = 50.
+    # 丙: 丙一村's unknown room counts as none: 60 + (40 − 30) = 70.
+    ("kunshan", [(420, 370, 100, 2), (200, 250, 0, 0), (100, 30, 70, 2)]),
+    # Wuxi 15 existing / 20 new, pooled: 甲 1500·.15 + 400·.2 = 305 < 370; 和园 alone is short
+    # (150 − 120). 丙: 75 − 30 = 45; only 丙一村 is short on its own (丙二村 needs 200·.15 = 30, has 30).
+    ("wuxi", [(305, 370, 0, 1), (150, 250, 0, 0), (75, 30, 45, 1)]),
+    # Rugao: 30 for new estates only: 甲 120 required (新苑 short 20 on its own, pooled fine);
+    # existing estates carry no number → 乙 and 丙 not checked.
+    ("rugao", [(120, 370, 0, 1), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
+    ("tongxiang", [(np.nan, 370, np.nan, 0), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
+    ("shijiazhuang", [(np.nan, 370, np.nan, 0), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
+])
+def test_space_estate_by_estate_per_profile(profile, expected):
+    c = run(profile, estates=space_estates())
+    got = c[["space_required_m2", "space_provided_m2", "space_shortfall_m2", "space_estates_short"]].to_numpy(dtype=float)
+    np.testing.assert_allclose(got, np.array(expected, dtype=float))
+    assert list(c["space_provided_from"]) == ["estates"] * 3
+
+
+def test_estate_rule_target_shortfall_and_user_override(tmp_path):
+    # Wuxi targets (20 existing / 30 new) pooled: 甲 1500·.2 + 400·.3 = 420 − 370 = 50.
+    c = run("wuxi", estates=space_estates())
+    assert c.loc[0, "space_target_shortfall_m2"] == pytest.approx(50)
+    # A Wuxi user profile checking existing estates one by one: 和园 150 − 120 = 30 counts on
+    # its own (安居苑's surplus of 75 − 150 no longer offsets it), the new estate pools (80 ≤ 100).
+    (tmp_path / "wx.yaml").write_text("extends: wuxi\nspace: {existing: {per_estate: true}}\n", encoding="utf-8")
+    c = community_indicators(communities(), population(), facilities(), load_profile(tmp_path / "wx.yaml"),
+                             estates=space_estates(), nearest=nearest())
+    assert c.loc[0, "space_shortfall_m2"] == pytest.approx(30)
+    # target: 和园 200 − 120 = 80 on its own (安居苑 100 ≤ 150); new pooled 120 − 100 = 20.
+    assert c.loc[0, "space_target_shortfall_m2"] == pytest.approx(100)
+
+
+def test_estate_rule_needs_estate_space(tmp_path):
+    """Measured from facility floor area, space cannot be split between estates: pooled."""
+    (tmp_path / "ks.yaml").write_text("extends: kunshan\nspace: {provided_from: facilities}\n", encoding="utf-8")
+    prof = load_profile(tmp_path / "ks.yaml")
+    c = community_indicators(communities(), population(), facilities(), prof, estates=space_estates(), nearest=nearest())
+    # 甲: 420 required, the 150 m² day-care centre inside → 270; 乙: 200 − (100 + 600) → 0.
+    assert list(c["space_shortfall_m2"][:2]) == [270, 0]
+    assert list(c["space_estates_short"]) == [0, 0, 0]
+    t = estate_table(space_estates(), communities(), prof)
+    assert t["space_shortfall_m2"].iloc[:6].isna().all() and not t["flag_space"].iloc[:6].any()
+
+
+def test_estate_table_kunshan_by_hand():
+    t = estate_table(space_estates(), communities(), load_profile("kunshan"))
+    assert list(t.columns) == ["estate", "community", "street", "households", "built_year", "estate_class", "per_estate",
+                               "space_rate_m2_per_100hh", "space_required_m2", "space_target_m2", "space_provided_m2",
+                               "space_shortfall_m2", "space_target_shortfall_m2", "flag_space", "geometry"]
+    assert list(t["estate"]) == ["安居苑", "和园", "新苑", "乙苑", "丙一村", "丙二村", "外苑", "外村"]
+    # 和园 has no community field: placed in 甲 by location; 外苑/外村 lie outside every community.
+    assert t["community"].tolist()[:6] == ["甲社区", "甲社区", "甲社区", "乙社区", "丙社区", "丙社区"]
+    assert t["community"].iloc[6:].isna().all() and t["street"].iloc[6:].isna().all()
+    assert t["street"].tolist()[:6] == ["东街道"] * 4 + ["西街道"] * 2
+    assert t["estate_class"].tolist() == ["existing", "existing", "new"] + ["existing"] * 5
+    assert t["per_estate"].tolist() == [True, True, False] + [True] * 5
+    assert t["space_rate_m2_per_100hh"].tolist() == [20, 20, 30, 20, 20, 20, 20, 20]
+    np.testing.assert_allclose(t["space_required_m2"], [100, 200, 120, 200, 60, 40, 20, 20])
+    np.testing.assert_allclose(t["space_provided_m2"], [150, 120, 100, 250, np.nan, 30, 10, np.nan])
+    # 丙一村's unknown room counts as none (its community is measured from estate rooms);
+    # 外村, outside every community with no room known, is not checked.
+    np.testing.assert_allclose(t["space_shortfall_m2"], [0, 80, 20, 0, 60, 10, 10, np.nan])
+    assert t["flag_space"].tolist() == [False, True, True, False, True, True, True, False]
+    assert t.crs == CRS and t.geometry.iloc[0].equals(box(50, 50, 300, 300))
+
+
+def test_estate_table_classes_and_unknown_years():
+    est = space_estates()
+    est.loc[0, "built_year"] = np.nan  # unknown year → existing (Wuxi: unknown_year_as existing)
+    est.loc[1, "households"] = np.nan  # no households: nothing required
+    t = estate_table(est, communities(), load_profile("wuxi"))
+    assert t.loc[0, "estate_class"] == "existing" and t.loc[0, "space_required_m2"] == pytest.approx(75)
+    assert np.isnan(t.loc[1, "space_required_m2"]) and np.isnan(t.loc[1, "space_shortfall_m2"]) and not t.loc[1, "flag_space"]
+    # 新苑 new under Wuxi: 400 × 20/100 = 80 required, 30/100 → 120 target; provides 100.
+    assert (t.loc[2, "space_required_m2"], t.loc[2, "space_target_m2"], t.loc[2, "space_shortfall_m2"],
+            t.loc[2, "space_target_shortfall_m2"]) == (80, 120, 0, 20)
+    assert not t["per_estate"].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.floats(0, 3000), st.one_of(st.just(np.nan), st.floats(0, 900)),
+                          st.booleans()), min_size=1, max_size=12))
+def test_estate_by_estate_never_below_pooled(rows):
+    """Per estate, the shortfall is the sum of the estates' own; it is never below the pooled one."""
+    est = gpd.GeoDataFrame({
+        "name": [f"苑{i}" for i in range(len(rows))], "community": [["甲社区", "乙社区"][r[0]] for r in rows],
+        "households": [r[1] for r in rows], "space_m2": [r[2] for r in rows],
+        "built_year": [2020.0 if r[3] else 2000.0 for r in rows],
+    }, geometry=[Point(10 + i, 10) if r[0] == 0 else Point(1010 + i, 10) for i, r in enumerate(rows)], crs=CRS)
+    pooled = run("national", estates=est)
+    each = run("kunshan", estates=est)  # same 30 / 20 rates; existing estate by estate
+    table = estate_table(est, communities(), load_profile("kunshan"))
+    for i, name in enumerate(["甲社区", "乙社区"]):
+        if each.loc[i, "space_provided_from"] != "estates":
+            continue
+        sel = table["community"] == name
+        old = sel & (table["estate_class"] == "existing")
+        new = sel & (table["estate_class"] == "new")
+        have = table["space_provided_m2"].fillna(0)
+        expect = table.loc[old, "space_shortfall_m2"].sum() + max(
+            0.0, table.loc[new, "space_required_m2"].sum() - have[new].sum()
+            - (each.loc[i, "space_provided_m2"] - have[sel].sum()))
+        assert each.loc[i, "space_shortfall_m2"] == pytest.approx(expect, abs=1e-6)
+        assert each.loc[i, "space_shortfall_m2"] >= pooled.loc[i, "space_shortfall_m2"] - 1e-6
+        # Any existing estate short on its own fails its community.
+        if table.loc[old, "flag_space"].any():
+            assert each.loc[i, "space_shortfall_m2"] > 0

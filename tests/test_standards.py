@@ -10,6 +10,8 @@ nearest day care 1,300 m and meal 1,400 m by walk, no facility inside.
 
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -308,3 +310,131 @@ def test_sub_district_without_communities_is_not_scored():
     s = result("wuxi", streets=streets).streets.set_index("street")
     assert np.isnan(s.loc["北街道", "score"]) and pd.isna(s.loc["北街道", "rank"])
     assert list(s.index) == ["东街道", "西街道", "北街道"]  # ranked first, unscored last
+
+
+# --- estate by estate (逐小区), English output, walked nearest facilities -----------------
+
+def test_kunshan_flags_a_community_when_any_existing_estate_is_short():
+    """Kunshan: existing estates one by one. 甲 has 安居苑 (500 hh, 150 m²: 50 over 20/100)
+    and 和园 (1,000 hh, 120 m²: 80 under) — pooled they would pass (300 ≤ 270 + 150 − …)."""
+    estates = gpd.GeoDataFrame({
+        "name": ["安居苑", "和园", "乙苑"], "community": ["甲社区", "甲社区", "乙社区"],
+        "households": [500.0, 1000.0, 1000.0], "built_year": [1995.0, 2000.0, 2005.0], "space_m2": [230.0, 120.0, 250.0],
+    }, geometry=[box(50, 50, 300, 300), box(400, 400, 700, 700), box(1100, 100, 1900, 900)], crs=CRS)
+    # national (pooled, same 20 m² rate): 甲 needs 300, has 350 → passes.
+    nat = result("national", estates=estates).communities
+    assert nat.loc[0, "space_shortfall_m2"] == 0 and not nat.loc[0, "flag_space"]
+    # Kunshan: 安居苑 needs 100 (has 230), 和园 needs 200 (has 120): 80 short, the surplus does not count.
+    res = result("kunshan", estates=estates)
+    c = res.communities
+    assert bool(c.loc[0, "flag_space"]) and c.loc[0, "space_shortfall_m2"] == 80 and c.loc[0, "space_estates_short"] == 1
+    assert not c.loc[1, "flag_space"]
+    row = res.actions[(res.actions["check"] == "space") & (res.actions["community"] == "甲社区")].iloc[0]
+    # value / required are the community totals; the shortfall is the estates' own (80, not 300 − 350).
+    assert (row["value"], row["required"], row["shortfall"]) == (350, 300, 80)
+    assert "已建每百户 20 m²（≥ 20 达标，逐小区核算）" in row["standard"] and "逐年逐小区予以落实" in row["source"]
+    assert res.city["space"]["shortfall_m2"] == pytest.approx(80 + 2620 / 2.62 * 0.2)  # + 丙 (no estates): 200
+
+
+def test_space_standard_text_per_profile():
+    text = {p: next(c for c in checks(load_profile(p)) if c.key == "space") for p in ("kunshan", "wuxi", "rugao")}
+    assert text["kunshan"].standard == "新建（2014年起）每百户 30 m²（≥ 30 达标）；已建每百户 20 m²（≥ 20 达标，逐小区核算）"
+    assert text["kunshan"].standard_text("en") == ("new (built 2014 on): 30 m² per 100 households (≥ 30 complies); "
+                                                   "existing: 20 m² per 100 households (≥ 20 complies, estate by estate)")
+    assert text["wuxi"].standard == "新建（2014年起）每百户 20–30 m²（≥ 20 达标）；已建每百户 15–20 m²（≥ 15 达标）"
+    assert text["rugao"].standard_text("en").endswith("existing: not stated")
+
+
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.parametrize("profile", ["national", "kunshan", "rugao", "wuxi", "tongxiang", "shijiazhuang"])
+def test_assess_in_english_has_no_chinese_labels(profile):
+    prof = load_profile(profile)
+    ind = community_indicators(communities(), population(), facilities(), prof, nearest=nearest())
+    en = assess(ind, facilities(), prof, population=population(), lang="en")
+    zh = assess(ind, facilities(), prof, population=population())
+    assert len(en.actions) == len(zh.actions) > 0
+    for col in ("check_label", "standard", "unit"):
+        bad = [v for v in en.actions[col] if CJK.search(str(v))]
+        assert not bad, (col, bad)
+    assert not any(CJK.search(v) for v in en.communities["flags"])
+    assert (en.communities["flags"] != "").sum() == (zh.communities["flags"] != "").sum()
+    # Same verdicts, same numbers; only the words differ. The source stays the plan's Chinese.
+    num = ["value", "required", "shortfall", "elderly_affected"]
+    pd.testing.assert_frame_equal(en.actions[num], zh.actions[num])
+    assert list(en.actions["source"]) == list(zh.actions["source"])
+    labels = {c.key: c.label_en for c in checks(prof)}
+    first = en.communities.loc[2, "flags"].split("; ")
+    assert first == [labels[k] for k in labels if k in set(en.actions.loc[en.actions["community"] == "丙社区", "check"])]
+
+
+def test_english_units_and_standard_for_station_checks():
+    a = result("kunshan", lang="en").actions
+    row = a[a["check"] == "no_station"].iloc[0]
+    assert (row["unit"], row["standard"], row["check_label"]) == ("sites", "≥ 1 per community", "no care station in the community")
+    lc = a[a["check"] == "large_centres"].iloc[0]
+    assert lc["unit"] == "centres" and lc["standard"] == "≥ 2 of ≥ 500 m² per sub-district"
+
+
+def walk_table():
+    """The pipeline's nearest table: per community and service, the shortest walk any resident has."""
+    t = nearest()
+    centres = pd.DataFrame({
+        "name": ["甲社区", "乙社区", "丙社区"], "service": "street_centre",
+        "facility": ["东街道综合养老服务中心", "东街道综合养老服务中心", "东街道综合养老服务中心"], "distance_m": [900.0, 120.0, 1650.0],
+    })
+    return pd.concat([t, centres], ignore_index=True)
+
+
+def test_action_nearest_facility_comes_from_the_walk_table():
+    res = result("shijiazhuang", nearest=walk_table())
+    c, a = res.communities, res.actions
+    assert list(c["nearest_centre"]) == ["东街道综合养老服务中心"] * 3
+    assert list(c["nearest_centre_m"]) == [900, 120, 1650]
+    # Circle checks: the walked nearest facility of that service; other community checks:
+    # the first circle service's (day care).
+    meal = a[(a["check"] == "no_meal") & (a["community"] == "丙社区")].iloc[0]
+    assert (meal["nearest_facility"], meal["nearest_facility_m"]) == ("东街道综合养老服务中心", 1400)
+    st_ = a[(a["check"] == "no_station") & (a["community"] == "丙社区")].iloc[0]
+    assert (st_["nearest_facility"], st_["nearest_facility_m"]) == ("甲日间照料中心", 1300)
+    # 西街道 has no centre: its only community 丙 walks 1,650 m (the straight line from the
+    # sub-district's boundary would be √(500² + 200²) ≈ 539 m).
+    sc = a[a["check"] == "no_street_centre"].iloc[0]
+    assert (sc["street"], sc["nearest_facility"], sc["nearest_facility_m"]) == ("西街道", "东街道综合养老服务中心", 1650)
+    s = res.streets.set_index("street")
+    # 东街道: the best of its communities (乙, 120 m).
+    assert (s.loc["东街道", "nearest_street_centre_m"], s.loc["东街道", "nearest_street_centre_basis"]) == (120, "walk")
+
+
+def test_walk_table_without_a_centre_row_falls_back_to_the_straight_line():
+    t = walk_table()
+    t = t[~((t["service"] == "street_centre") & (t["name"] == "丙社区"))]
+    s = result("wuxi", nearest=t).streets.set_index("street")
+    assert s.loc["西街道", "nearest_street_centre_basis"] == "straight_line"
+    assert s.loc["西街道", "nearest_street_centre_m"] == pytest.approx(np.hypot(500, 200))
+
+
+def test_walk_table_matches_on_street_when_names_repeat():
+    com = communities(name=["甲社区", "甲社区", "丙社区"])
+    t = nearest().assign(name=["甲社区", "甲社区", "甲社区", "甲社区", "丙社区", "丙社区"],
+                         street=["东街道", "东街道", "西街道", "西街道", "西街道", "西街道"])
+    t.loc[2:3, "street"] = "东街道"
+    t.loc[2:3, "distance_m"] = [50, 80]
+    c = community_indicators(com, population(), facilities(), load_profile("wuxi"), nearest=t)
+    # The second 甲社区 row (东街道 too, by the fixture) takes the shortest walk of the rows keyed 甲社区/东街道.
+    assert list(c["nearest_day_care_m"]) == [50, 50, 1300]
+
+
+def test_column_labels_cover_the_estate_table():
+    from test_indicators import space_estates
+
+    from carecircle.coverage.indicators import estate_table
+
+    prof = load_profile("kunshan")
+    t = estate_table(space_estates(), communities(), prof)
+    for lang in ("zh", "en"):
+        labels = column_labels(lang, prof)
+        assert not [c for c in t.columns if c != "geometry" and c not in labels]
+    zh = column_labels("zh", prof)
+    assert (zh["estate"], zh["estate_class"], zh["per_estate"]) == ("小区名称", "新建/已建", "逐小区核算")
