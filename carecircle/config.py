@@ -22,6 +22,7 @@ OUTPUT_FORMATS = (
     "population",
     "communities",
     "streets",
+    "estates",
     "facilities",
     "isochrones",
     "actions",

@@ -32,7 +32,7 @@ from carecircle.coverage.graph import WalkGraph, build_graph
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, crs, facilities as facilities_layer, network as network_layer, population as population_layer
 from carecircle.layers.report import InputError, LayerReport
-from carecircle.maps import export, html, report as report_page
+from carecircle.maps import export, html, labels as map_labels, report as report_page
 
 Log = Callable[[str], None]
 
@@ -73,6 +73,7 @@ class Analysis:
     population: gpd.GeoDataFrame
     communities: gpd.GeoDataFrame
     streets: gpd.GeoDataFrame
+    estates: gpd.GeoDataFrame | None
     actions: pd.DataFrame
     city: dict
     isochrones: gpd.GeoDataFrame
@@ -273,6 +274,7 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         names = fac["name"].to_numpy()[idx[np.where(found, near_src, 0)]] if len(idx) else np.full(len(com), "")
         nearest_rows.append(pd.DataFrame({
             "name": com["name"].to_numpy(),
+            "street": com["street"].to_numpy(),
             "service": key,
             "facility": np.where(found, names, ""),
             "distance_m": np.where(found, near_d, np.nan),
@@ -309,6 +311,7 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         population=pop,
         communities=assessed.communities,
         streets=assessed.streets,
+        estates=indicators.estate_table(inputs.estates, com, profile) if inputs.estates is not None else None,
         actions=assessed.actions,
         city=assessed.city,
         isochrones=iso,
@@ -472,10 +475,8 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     list of str
         The files written, relative to ``out``.
     """
-    services = {k: {"label_zh": s.label_zh, "label_en": s.label_en} for k, s in profile.services.items()}
-    # The profile names its checks and its sub-district unit: its labels win over the generic ones.
-    zh, en = standards.column_labels("zh", profile), standards.column_labels("en", profile)
-    labels = {col: (zh[col], en.get(col, zh[col])) for col in zh}
+    # The profile names its services, its checks and its sub-district unit.
+    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile)
     com, streets, fac, pop, iso = (analysis.communities, analysis.streets, analysis.facilities,
                                    analysis.population, analysis.isochrones)
     dist_cols = [f"dist_{k}_m" for k in profile.services]
@@ -484,23 +485,25 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     for name, layer in gpkgs.items():
         if config.wants(name):
             export.write_geopackage(out / f"{name}.gpkg", {name: layer})
-    tables = {name: table for name, table in (("communities", com), ("streets", streets), ("actions", analysis.actions))
-              if config.wants(name)}
+    tables = {name: table for name, table in (("communities", com), ("streets", streets), ("estates", analysis.estates),
+                                              ("actions", analysis.actions))
+              if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
                 rep.rejected.to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
     if config.wants("map"):
-        title = f"{profile.title} {walk.distance_m:,.0f} m" if walk.minutes is None else f"{profile.title} {walk.minutes:g}分钟养老服务圈"
+        title = html.map_title(profile.title, lang=lang, minutes=walk.minutes, distance_m=walk.distance_m)
         # Uncovered points are drawn for the circle services only (day care, meals).
         pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
-                           services=services, cutoff_m=walk.distance_m, lang=lang, basemap=basemap, title=title)
+                           actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
+                           lang=lang, basemap=basemap, title=title)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
-                                 summary=summary, services=services, lang=lang)
+                                 summary=summary, services=services, labels=labels, lang=lang)
     if config.wants("shp"):
         covered = np.all([pop_out[f"dist_{k}_m"].to_numpy() <= walk.distance_m for k in profile.circle_services], axis=0)
         export.write_package(

@@ -132,12 +132,6 @@ def resolve_crs(spec: str | pyproj.CRS, layers: Mapping[str, gpd.GeoDataFrame]) 
     return crs
 
 
-def _labels(columns, labels, services) -> dict[str, tuple[str, str]]:
-    out = L.column_labels(columns, services)
-    out.update({k: tuple(v) for k, v in (labels or {}).items() if k in out})
-    return out
-
-
 # ----------------------------------------------------------------------------- DBF text
 
 
@@ -218,9 +212,12 @@ def write_package(
     encoding : {"UTF-8", "GBK"}
         DBF text encoding, written to ``.cpg``.
     labels : mapping, optional
-        ``{column: (中文, English)}`` overriding :func:`carecircle.maps.labels.column_labels`.
+        ``{column: (中文, English)}`` of the analysis columns,
+        :func:`carecircle.maps.labels.analysis_labels` of the run's profile (the national
+        profile's when omitted). On the facilities, uncovered-points and isochrone layers the
+        maps stage's own labels of their columns win.
     services : mapping, optional
-        The profile's services, to label ``<...>_<service>`` columns.
+        The profile's services, to label ``dist_<service>_m``.
 
     Returns
     -------
@@ -266,7 +263,8 @@ def write_package(
         with open(path.with_suffix(".dbf"), "r+b") as dbf:
             dbf.seek(29)
             dbf.write(bytes([ldid]))
-        lab = _labels([c for c in gdf.columns if c != gdf.geometry.name], labels, services)
+        lab = L.Labels("zh", labels, services).pairs([c for c in gdf.columns if c != gdf.geometry.name],
+                                                     own_first=name in L.OWN_LAYERS)
         for column, field in short.items():
             base, part = re.match(r"^(.*?)(?:_part(\d+))?$", column).groups()
             zh, en = lab.get(column, lab.get(base, (column, column)))
@@ -364,10 +362,12 @@ def write_tables(
     tables : mapping of str to pandas.DataFrame
         A geometry column, if any, is left out.
     labels : mapping, optional
-        ``{column: (中文, English)}`` overriding the built-in labels.
+        ``{column: (中文, English)}`` of the analysis columns,
+        :func:`carecircle.maps.labels.analysis_labels` of the run's profile (the national
+        profile's when omitted).
     lang : {"zh", "en"}
     services : mapping, optional
-        The profile's services, to label service columns.
+        The profile's services, to label ``dist_<service>_m``.
 
     Returns
     -------
@@ -379,7 +379,7 @@ def write_tables(
     written = {}
     for name, table in tables.items():
         frame = pd.DataFrame(table.drop(columns=table.geometry.name) if isinstance(table, gpd.GeoDataFrame) else table)
-        lab = _labels(frame.columns, labels, services)
+        lab = L.Labels(lang, labels, services).pairs(frame.columns)
         csv = frame.copy()
         for col in csv.columns[csv.dtypes == bool]:
             csv[col] = np.where(csv[col], "true", "false")

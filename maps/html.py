@@ -9,6 +9,13 @@ Design choices, and why:
   WGS-84 → GCJ-02 with :func:`carecircle.layers.crs.from_wgs84` (one vectorised
   ``shapely.transform`` per layer). One basemap per map: offering OSM and Amap in the same
   layer control would leave the overlays a few hundred metres off on one of them.
+- **One site, several services.** A 日间照料中心（含助餐点） is in the day-care layer and in
+  the meal layer; its markers sit side by side (:func:`marker_offsets`, a pixel offset in the
+  icon's anchor, so they stay apart at every zoom) instead of one hiding the other, and each
+  service layer still toggles on its own.
+- **What failed, by which standard.** Given the action list, a community's or sub-district's
+  popup lists its failed checks with the value against the standard, the standard's text and
+  its source document, as the action list states them.
 - **Untrusted text.** Facility names and addresses come from user CSVs. folium's
   ``GeoJsonPopup``/``GeoJsonTooltip`` and Leaflet's layer control insert strings as HTML, so
   every text is escaped in Python (``html.escape``) before it reaches the page; the data itself
@@ -62,6 +69,11 @@ SIZE_BUDGET_BYTES = 10 * 2**20
 # Density image: at most this many cells along a side (a 100 m grid covers 100 km).
 MAX_DENSITY_CELLS = 1500
 COORD_DECIMALS = 6
+# Markers of one facility's services side by side, this many pixels apart (markers are 18 px).
+MARKER_SPACING_PX = 15
+POPUP_MAX_WIDTH_PX = 380
+# The expanded layer control covers ~300 px on the right: fit the data beside it.
+FIT_PADDING_RIGHT_PX = 300
 
 SERVICE_COLOURS = ["#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#c2185b"]
 SERVICE_SHAPES = ["circle", "square", "triangle", "diamond", "hexagon", "star"]
@@ -140,11 +152,6 @@ def _features(geoms: np.ndarray, props: Mapping[str, list]) -> dict:
 # ----------------------------------------------------------------------------- text
 
 
-def _titled(head: str, tail: str, lang: str) -> str:
-    """"步行圈（合并）：助餐点" / "walking circle (dissolved): meal point"."""
-    return f"{head}: {tail}" if lang == "en" else f"{head}：{tail}"
-
-
 def _esc(value) -> str:
     return html.escape("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
 
@@ -170,13 +177,28 @@ def _fmt_share(value) -> str:
     return "—" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def _fmt_bool(lang: str) -> Callable:
-    return lambda v: "—" if v is None or pd.isna(v) else L.text("yes" if bool(v) else "no", lang)
+def _fmt_bool(lab: L.Labels) -> Callable:
+    return lambda v: "—" if v is None or pd.isna(v) else lab.text("yes" if bool(v) else "no")
 
 
-def _fmt_distance(lang: str) -> Callable:
-    unreachable = L.text("unreachable", lang)
+def _fmt_distance(lab: L.Labels) -> Callable:
+    unreachable = lab.text("unreachable")
     return lambda v: unreachable if v is None or pd.isna(v) or np.isinf(float(v)) else _fmt_number(v, " m")
+
+
+def fmt_measure(value, unit) -> str:
+    """An action-list quantity with its unit: ``0%``, ``448.5 m²``, ``1 处``; "—" when missing.
+
+    Whole numbers and values of 1,000 or more are shown without decimals, others with one.
+    """
+    if value is None or pd.isna(value):
+        return "—"
+    v = float(value)
+    if np.isinf(v):
+        return "∞"
+    digits = 0 if abs(v) >= 1000 or v == round(v) else 1
+    unit = "" if unit is None or pd.isna(unit) else str(unit)
+    return f"{v:,.{digits}f}{unit}" if unit == "%" else f"{v:,.{digits}f} {unit}".rstrip()
 
 
 def _tables(df: pd.DataFrame, fields: list[tuple[str, str, Callable]], heading: str | None = None) -> list[str]:
@@ -193,6 +215,55 @@ def _tables(df: pd.DataFrame, fields: list[tuple[str, str, Callable]], heading: 
     heads = [f"<b>{_esc(v)}</b>" for v in df[heading].tolist()] if heading in df.columns else [""] * len(df)
     rows = zip(*cells) if cells else [()] * len(df)
     return [f'{h}<table class="cc">{"".join(r)}</table>' for h, r in zip(heads, rows)]
+
+
+def _fields(lab: L.Labels, spec: list[tuple[str, Callable]], own_first: bool = False) -> list[tuple[str, str, Callable]]:
+    """(column, label, formatter) triples from (column, formatter) pairs."""
+    return [(col, lab.column(col, own_first=own_first), fmt) for col, fmt in spec]
+
+
+def _check_blocks(actions: pd.DataFrame | None, keys: pd.DataFrame, lab: L.Labels) -> list[str]:
+    """Per row of ``keys`` (columns ``street``, ``community``), its failed checks as escaped
+    HTML: label, value against the standard, the standard's text and its source.
+
+    ``community`` NaN/"" matches the sub-district's own checks (no community in the action
+    list). Empty strings where nothing failed or no action list was given.
+    """
+    if actions is None or len(actions) == 0 or not {"street", "check_label"} <= set(actions.columns):
+        return [""] * len(keys)
+    # The contract's columns, NaN where an action list lacks one.
+    acts = actions.reindex(columns=["street", "community", "check", "check_label", "value", "required", "shortfall",
+                                    "unit", "standard", "source"])
+    acts["_street"], acts["_community"] = acts["street"].fillna("").astype(str), acts["community"].fillna("").astype(str)
+    items: dict[tuple[str, str], list[str]] = {}
+    colon = ": " if lab.lang == "en" else "："
+    # One action per failed check: a district has tens to hundreds, not a hot path.
+    for _, a in acts.iterrows():
+        unit = a["unit"]
+        parts = [f'{lab.text("now")} {fmt_measure(a["value"], unit)}']
+        if pd.notna(a["required"]):
+            parts.append(f'{lab.text("required")} {fmt_measure(a["required"], unit)}')
+        if pd.notna(a["shortfall"]) and float(a["shortfall"]) > 0:
+            parts.append(f'{lab.text("short")} {fmt_measure(a["shortfall"], unit)}')
+        measure = (", " if lab.lang == "en" else "，").join(parts)
+        detail = "".join(
+            f'<div class="cc-std">{html.escape(lab.text(k))}{colon}{_esc(a[k])}</div>'
+            for k in ("standard", "source") if isinstance(a[k], str) and a[k]
+        )
+        items.setdefault((a["_street"], a["_community"]), []).append(
+            f"<li><b>{_esc(check_label(a, lab))}</b><br>{html.escape(measure)}{detail}</li>")
+    street = keys["street"].fillna("").astype(str).tolist() if "street" in keys.columns else [""] * len(keys)
+    community = keys["community"].fillna("").astype(str).tolist()
+    head = html.escape(lab.text("failed_checks"))
+    return [f'<div class="cc-checks"><b>{head}</b><ol>{"".join(items[k])}</ol></div>' if k in items else ""
+            for k in zip(street, community)]
+
+
+def check_label(action: pd.Series, lab: L.Labels) -> str:
+    """An action's check in ``lab``'s language: the analysis' label of its ``check`` key, else
+    the action list's own ``check_label`` (written in the run's language)."""
+    own = action["check_label"] if isinstance(action["check_label"], str) else ""
+    return lab.check(action["check"], own) if isinstance(action["check"], str) and action["check"] else own
 
 
 # ----------------------------------------------------------------------------- symbols
@@ -226,6 +297,31 @@ def check_colours(checks) -> dict[str, str]:
     return out
 
 
+def marker_offsets(offered: np.ndarray, spacing: float = MARKER_SPACING_PX) -> np.ndarray:
+    """Horizontal pixel offset of each facility's marker in each service layer.
+
+    A facility offering several services (日间照料中心（含助餐点）) gets one marker per service
+    layer; they sit side by side, centred on the facility, in the order of the services, so
+    none hides another and each layer still toggles on its own. A facility with one service
+    sits exactly on its point.
+
+    Parameters
+    ----------
+    offered : numpy.ndarray of bool, shape (facilities, services)
+    spacing : float
+        Pixels between neighbouring markers' centres.
+
+    Returns
+    -------
+    numpy.ndarray of float, same shape
+        Offset in pixels (east positive); meaningful where ``offered`` is True.
+    """
+    offered = np.asarray(offered, dtype=bool)
+    slot = np.cumsum(offered, axis=1) - 1
+    count = offered.sum(axis=1, keepdims=True)
+    return (slot - (count - 1) / 2) * spacing
+
+
 # ----------------------------------------------------------------------------- layers
 
 
@@ -254,52 +350,60 @@ def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None)
                          name="天地图注记", subdomains="01234567", max_zoom=18, overlay=True, control=False).add_to(m)
 
 
-def _facility_layers(m, facilities, services, styles, lang, basemap, cluster_threshold) -> list[tuple[str, str, str]]:
-    """One layer per service; returns legend rows (label, colour, shape)."""
+def _popup() -> folium.GeoJsonPopup:
+    return folium.GeoJsonPopup(["_popup"], labels=False, max_width=POPUP_MAX_WIDTH_PX)
+
+
+def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> tuple[list[tuple[str, str, str]], bool]:
+    """One layer per service; returns legend rows (label, colour, shape) and whether some
+    facility offers several services (its markers then sit side by side)."""
     _require(facilities, "facilities", ["name"])
-    fields = [
-        ("type", L.column_label("type", services, lang), _fmt_text),
-        ("floor_area_m2", L.column_label("floor_area_m2", services, lang), _fmt_area),
-        ("beds", L.column_label("beds", services, lang), _fmt_number),
-        ("address", L.column_label("address", services, lang), _fmt_text),
-    ]
-    present = [k for k in services if k in facilities.columns]
-    offered = facilities[present].fillna(False).astype(bool) if present else pd.DataFrame(index=facilities.index)
+    fields = _fields(lab, [("type", _fmt_text), ("floor_area_m2", _fmt_area), ("beds", _fmt_number), ("address", _fmt_text)],
+                     own_first=True)
+    present = [k for k in lab.services if k in facilities.columns]
+    offered = (facilities[present].fillna(False).astype(bool) if present else pd.DataFrame(index=facilities.index)).to_numpy()
     # "日间照料中心、助餐点": the services a facility offers, built column by column.
+    sep = ", " if lab.lang == "en" else "、"
     listed = np.full(len(facilities), "", dtype=object)
-    for k in present:
-        listed = listed + np.where(offered[k].to_numpy(), L.service_label(k, services, lang) + "、", "")
-    table = facilities.assign(_services=pd.Series(listed, index=facilities.index).str.rstrip("、"))
-    fields.append(("_services", L.text("services", lang), _fmt_text))
+    for j, k in enumerate(present):
+        listed = listed + np.where(offered[:, j], lab.service(k) + sep, "")
+    table = facilities.assign(_services=pd.Series(listed, index=facilities.index).str.removesuffix(sep))
+    fields.append(("_services", lab.text("services"), _fmt_text))
     popups = np.array(_tables(table, fields, heading="name"), dtype=object)
     tips = np.array([_esc(v) for v in facilities["name"].tolist()], dtype=object)
     geoms = display_geometries(facilities, basemap=basemap)
+    offsets = marker_offsets(offered)
     legend = []
-    for key in present:
-        mask = offered[key].to_numpy()
+    for j, key in enumerate(present):
+        mask = offered[:, j]
         if not mask.any():
             continue  # a service nobody offers gets no (empty) layer
         colour, shape = styles[key]
-        label = L.service_label(key, services, lang)
-        name = html.escape(f"{label}（{int(mask.sum())}）" if lang != "en" else f"{label} ({int(mask.sum())})")
-        data = _features(geoms[mask], {"_popup": popups[mask].tolist(), "_tip": tips[mask].tolist()})
-        icon = folium.DivIcon(html=_shape_svg(shape, colour), icon_size=(18, 18), icon_anchor=(9, 9), class_name="cc-icon")
-        marker = folium.Marker(icon=icon)
-        detail = dict(popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+        label = lab.service(key)
+        name = html.escape(f"{label}（{int(mask.sum())}）" if lab.lang != "en" else f"{label} ({int(mask.sum())})")
         if mask.sum() > cluster_threshold:
-            cluster = MarkerCluster(name=name, options={"disableClusteringAtZoom": 17, "chunkedLoading": True}).add_to(m)
-            _add_geojson(cluster, data, marker=marker, control=False, **detail)
+            group = MarkerCluster(name=name, options={"disableClusteringAtZoom": 17, "chunkedLoading": True}).add_to(m)
         else:
-            _add_geojson(m, data, name=name, marker=marker, **detail)
+            group = folium.FeatureGroup(name=name).add_to(m)
+        # One GeoJson per offset: the icon's anchor carries the offset for all its markers.
+        for dx in np.unique(offsets[mask, j]):
+            sel = mask & (offsets[:, j] == dx)
+            data = _features(geoms[sel], {"_popup": popups[sel].tolist(), "_tip": tips[sel].tolist()})
+            icon = folium.DivIcon(html=_shape_svg(shape, colour), icon_size=(18, 18), icon_anchor=(9 - float(dx), 9),
+                                  class_name="cc-icon")
+            # A folium element has one parent: every GeoJson gets its own popup and tooltip.
+            _add_geojson(group, data, marker=folium.Marker(icon=icon), control=False, popup=_popup(),
+                         tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
         legend.append((label, colour, shape))
-    return legend
+    return legend, bool((offered.sum(axis=1) > 1).any())
 
 
-def _isochrone_layers(m, isochrones, facilities, services, styles, lang, basemap, simplify_m) -> None:
+def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m) -> list[tuple[str, str]]:
+    """Walking-circle layers; returns legend rows (label, colour) of the dissolved circles."""
     _require(isochrones, "isochrones", ["service", "kind", "cutoff_m"])
     names = facilities.set_index("fid")["name"] if {"fid", "name"} <= set(facilities.columns) else pd.Series(dtype=object)
     minutes = isochrones["minutes"] if "minutes" in isochrones.columns else pd.Series(np.nan, index=isochrones.index)
-    unit = L.text("minutes", lang)
+    unit = lab.text("minutes")
     tip_time = [
         f"{_fmt_number(mi)} {unit} / {_fmt_number(c, ' m')}" if pd.notna(mi) else _fmt_number(c, " m")
         for mi, c in zip(minutes.tolist(), isochrones["cutoff_m"].tolist())
@@ -313,57 +417,62 @@ def _isochrone_layers(m, isochrones, facilities, services, styles, lang, basemap
     # Larger circles first so the smaller ones stay clickable on top.
     order = np.argsort(-isochrones["cutoff_m"].to_numpy(dtype=float), kind="stable")
     geoms = display_geometries(isochrones, basemap=basemap, simplify_m=simplify_m)
-    for kind, opacity, show in (("dissolved", 0.18, True), ("facility", 0.06, False), ("catchment", 0.12, False)):
-        for key in services:
+    legend = []
+    # Light fills: the communities' colours underneath are the map's message.
+    for kind, opacity, show in (("dissolved", 0.08, True), ("facility", 0.04, False), ("catchment", 0.12, False)):
+        for key in lab.services:
             sel = order[((isochrones["kind"] == kind) & (isochrones["service"] == key)).to_numpy()[order]]
             if len(sel) == 0:
                 continue
             colour = styles[key][0]
-            name = html.escape(_titled(L.text("isochrone_" + kind, lang), L.service_label(key, services, lang), lang))
-            style = {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": opacity}
+            name = html.escape(lab.titled(lab.text("isochrone_" + kind), lab.service(key)))
+            style = {"color": colour, "weight": 1.5 if kind == "dissolved" else 1, "fillColor": colour, "fillOpacity": opacity}
             _add_geojson(m, _features(geoms[sel], {"_tip": tips[sel].tolist()}), name=name, show=show,
-                           style_function=lambda _f, s=style: s,
-                           tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+                         style_function=lambda _f, s=style: s,
+                         tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+            if kind == "dissolved":
+                widest = minutes.iloc[sel[0]]
+                circle = (lab.text("walking_circle", minutes=f"{widest:g}") if pd.notna(widest)
+                          else lab.text("walking_circle_m", metres=f"{isochrones['cutoff_m'].iloc[sel[0]]:,.0f}"))
+                legend.append((lab.titled(circle, lab.service(key)), colour))
+    return legend
 
 
-def _community_layer(m, communities, services, lang, basemap, simplify_m) -> list[tuple[str, str]]:
+def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[tuple[str, str]]:
     _require(communities, "communities", ["name", "worst_check"])
     worst = communities["worst_check"].fillna("").astype(str)
     colours = check_colours(worst.unique())
-    fields = [
-        ("street", L.column_label("street", services, lang), _fmt_text),
-        ("households", L.column_label("households", services, lang), _fmt_number),
-        ("elderly", L.column_label("elderly", services, lang), _fmt_number),
-    ]
-    for key in services:
-        fields += [
-            (f"elderly_covered_share_{key}", L.column_label(f"elderly_covered_share_{key}", services, lang), _fmt_share),
-            (f"nearest_{key}", L.column_label(f"nearest_{key}", services, lang), _fmt_text),
-            (f"nearest_{key}_m", L.column_label(f"nearest_{key}_m", services, lang), _fmt_distance(lang)),
-        ]
-    fields += [
-        ("space_required_m2", L.column_label("space_required_m2", services, lang), _fmt_area),
-        ("space_provided_m2", L.column_label("space_provided_m2", services, lang), _fmt_area),
-        ("space_shortfall_m2", L.column_label("space_shortfall_m2", services, lang), _fmt_area),
-    ]
-    flag_text = (communities["flags"] if "flags" in communities.columns and lang != "en"
-                 else worst.map(lambda c: L.check_label(c, services, lang) if c else ""))
-    fields.append(("_flags", L.column_label("flags", services, lang), lambda v: v or L.text("compliant", lang)))
-    popups = _tables(communities.assign(_flags=flag_text.fillna("").astype(str)), fields, heading="name")
-    tips = [f"{_esc(n)} · {html.escape(L.check_label(c, services, lang) if c else L.text('compliant', lang))}"
-            for n, c in zip(communities["name"].tolist(), worst.tolist())]
+    circle = [k for k in lab.services if f"elderly_covered_share_{k}" in communities.columns]
+    spec = [("street", _fmt_text), ("households", _fmt_number), ("elderly", _fmt_number)]
+    for key in circle:
+        spec += [(f"elderly_covered_share_{key}", _fmt_share), (f"nearest_{key}", _fmt_text),
+                 (f"nearest_{key}_m", _fmt_distance(lab))]
+    spec += [("space_required_m2", _fmt_area), ("space_provided_m2", _fmt_area), ("space_shortfall_m2", _fmt_area)]
+    tables = _tables(communities, _fields(lab, spec), heading="name")
+    checks = _check_blocks(actions, communities.rename(columns={"name": "community"}), lab)
+    # Without an action list, the flags column (Chinese) or the worst check's label says what failed.
+    fallback = (communities["flags"].fillna("").astype(str) if "flags" in communities.columns and lab.lang != "en"
+                else worst.map(lambda c: lab.check(c) if c else ""))
+    compliant = html.escape(lab.text("compliant"))
+    popups = [t + (c or (f'<div class="cc-checks"><b>{html.escape(lab.column("flags"))}</b>: {_esc(f)}</div>' if f
+                         else f'<div class="cc-ok">{compliant}</div>'))
+              for t, c, f in zip(tables, checks, fallback.tolist())]
+    tips = [f"{_esc(n)} · {html.escape(lab.check(c))}" for n, c in zip(communities["name"].tolist(), worst.tolist())]
     geoms = display_geometries(communities, basemap=basemap, simplify_m=simplify_m)
-    data = _features(geoms, {"_popup": popups, "_tip": tips, "_colour": worst.map(colours).tolist()})
+    data = _features(geoms, {"_popup": popups, "_tip": tips, "_colour": worst.map(colours).tolist(),
+                             "_ok": (worst == "").tolist()})
     _add_geojson(
-        m, data, name=html.escape(L.text("communities_by_check", lang)),
-        style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"], "fillOpacity": 0.45},
-        popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+        m, data, name=html.escape(lab.text("communities_by_check")),
+        # Compliant communities paler than failing ones: the eye goes to what needs action.
+        style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"],
+                                  "fillOpacity": 0.3 if f["properties"]["_ok"] else 0.6},
+        popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
     )
     present = [c for c in colours if c in set(worst)]
-    return [(L.check_label(c, services, lang) if c else L.text("compliant", lang), colours[c]) for c in present]
+    return [(lab.check(c), colours[c]) for c in present]
 
 
-def _density_layer(m, population, lang, basemap) -> tuple[str, float, list[str]] | None:
+def _density_layer(m, population, lab, basemap) -> tuple[str, float, list[str]] | None:
     """Elderly (or people) per hectare as one PNG on a web-mercator grid; legend (label, max, colours)."""
     weight_col = "elderly" if "elderly" in population.columns and population["elderly"].fillna(0).sum() > 0 else "people"
     if weight_col not in population.columns or len(population) == 0:
@@ -398,7 +507,7 @@ def _density_layer(m, population, lang, basemap) -> tuple[str, float, list[str]]
     lon_w, lon_e = np.degrees(x0 / r), np.degrees((x0 + nx * cell) / r)
     lat_s = np.degrees(2 * np.arctan(np.exp(y0 / r)) - np.pi / 2)
     lat_n = np.degrees(2 * np.arctan(np.exp((y0 + ny * cell) / r)) - np.pi / 2)
-    label = L.text("elderly_density" if weight_col == "elderly" else "population_density", lang)
+    label = lab.text("elderly_density" if weight_col == "elderly" else "population_density")
     folium.raster_layers.ImageOverlay(rgba, bounds=[[lat_s, lon_w], [lat_n, lon_e]], name=html.escape(label),
                                       show=False, mercator_project=False, pixelated=True).add_to(m)
     ramp = [_hex(cmap(v)) for v in np.linspace(0, 1, 6)]
@@ -409,12 +518,13 @@ def _hex(rgba) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3]))
 
 
-def _uncovered_layers(m, population, services, styles, cutoff_m, lang, basemap) -> list[tuple[str, str]]:
+
+def _uncovered_layers(m, population, lab, styles, cutoff_m, basemap) -> list[tuple[str, str]]:
     weight_col = "elderly" if "elderly" in population.columns else "people"
     weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
     geoms = display_geometries(population, basemap=basemap)
     legend = []
-    for key in services:
+    for key in lab.services:
         col = f"dist_{key}_m"
         if col not in population.columns:
             continue
@@ -424,51 +534,51 @@ def _uncovered_layers(m, population, services, styles, cutoff_m, lang, basemap) 
         if not mask.any():
             continue
         colour = styles[key][0]
-        dist_txt = [_fmt_distance(lang)(v) for v in dist[mask]]
-        who = L.column_label(weight_col, services, lang)
-        tips = [f"{html.escape(who)} {_fmt_number(w, digits=0)} · {html.escape(t)}" for w, t in zip(weight[mask], dist_txt)]
-        base = L.text("uncovered" if weight_col == "elderly" else "uncovered_people", lang)
-        label = _titled(base, L.service_label(key, services, lang), lang)
+        dist_txt = [_fmt_distance(lab)(v) for v in dist[mask]]
+        who = lab.column(weight_col, own_first=True)
+        tips = [f"{html.escape(who)} {_fmt_number(w, digits=0)} · {html.escape(lab.column(col))} {html.escape(t)}"
+                for w, t in zip(weight[mask], dist_txt)]
+        base = lab.text("uncovered" if weight_col == "elderly" else "uncovered_people")
+        label = lab.titled(base, lab.service(key))
         marker = folium.CircleMarker(radius=3, color=colour, weight=0.5, fill=True, fill_color=colour, fill_opacity=0.85)
         _add_geojson(m, _features(geoms[mask], {"_tip": tips}), name=html.escape(label), show=False, marker=marker,
-                       tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+                     tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
         legend.append((label, colour))
     return legend
 
 
-def _street_layer(m, streets, services, lang, basemap, simplify_m) -> None:
+def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
     _require(streets, "streets", ["street"])
-    fields = [
-        ("rank", L.column_label("rank", services, lang), _fmt_number),
-        ("score", L.column_label("score", services, lang), lambda v: _fmt_number(v, digits=1)),
-        ("communities", L.column_label("communities", services, lang), _fmt_number),
-        ("communities_flagged", L.column_label("communities_flagged", services, lang), _fmt_number),
-    ]
-    for key in services:
-        fields += [
-            (f"communities_covered_{key}", L.column_label(f"communities_covered_{key}", services, lang), _fmt_number),
-            (f"elderly_covered_share_{key}", L.column_label(f"elderly_covered_share_{key}", services, lang), _fmt_share),
-        ]
-    fields += [
-        ("has_street_centre", L.column_label("has_street_centre", services, lang), _fmt_bool(lang)),
-        ("space_shortfall_m2", L.column_label("space_shortfall_m2", services, lang), _fmt_area),
-    ]
-    popups = _tables(streets, fields, heading="street")
+    spec = [("rank", _fmt_number), ("score", lambda v: _fmt_number(v, digits=1)), ("communities", _fmt_number),
+            ("communities_flagged", _fmt_number)]
+    for key in lab.services:
+        spec += [(f"communities_covered_{key}", _fmt_number), (f"elderly_covered_share_{key}", _fmt_share)]
+    spec += [("has_street_centre", _fmt_bool(lab)), ("space_shortfall_m2", _fmt_area)]
+    tables = _tables(streets, _fields(lab, spec), heading="street")
+    # The sub-district's own failed checks (no community): the standard and its source with them.
+    checks = _check_blocks(actions, streets[["street"]].assign(community=""), lab)
+    popups = [t + c for t, c in zip(tables, checks)]
     tips = [_esc(s) for s in streets["street"].tolist()]
     geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
     _add_geojson(
-        m, _features(geoms, {"_popup": popups, "_tip": tips}), name=html.escape(L.text("streets", lang)),
+        m, _features(geoms, {"_popup": popups, "_tip": tips}), name=html.escape(lab.text("streets")),
         style_function=lambda _f: {"color": "#263238", "weight": 3, "dashArray": "8 4", "fill": False},
-        popup=folium.GeoJsonPopup(["_popup"], labels=False), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+        popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
     )
 
 
-def _legend_html(services_rows, check_rows, density, uncovered_rows, lang) -> str:
-    parts = [f'<div class="cc-legend"><b>{html.escape(L.text("legend", lang))}</b>']
-    for label, colour, shape in services_rows:
+def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density) -> str:
+    parts = [f'<div class="cc-legend"><b>{html.escape(lab.text("legend"))}</b>']
+    for label, colour, shape in service_rows:
         parts.append(f'<div>{_shape_svg(shape, colour, 14)} {html.escape(label)}</div>')
+    if shared:
+        parts.append(f'<div class="cc-note">{html.escape(lab.text("shared_site"))}</div>')
     for label, colour in check_rows:
         parts.append(f'<div><span class="cc-sw" style="background:{colour}"></span>{html.escape(label)}</div>')
+    for label, colour in circle_rows:
+        parts.append(f'<div><span class="cc-sw" style="background:{colour}22;border-color:{colour}"></span>{html.escape(label)}</div>')
+    if street_row:
+        parts.append(f'<div><span class="cc-line"></span>{html.escape(lab.text("street_boundary"))}</div>')
     for label, colour in uncovered_rows:
         parts.append(f'<div><span class="cc-dot" style="background:{colour}"></span>{html.escape(label)}</div>')
     if density is not None:
@@ -482,17 +592,46 @@ def _legend_html(services_rows, check_rows, density, uncovered_rows, lang) -> st
 _CSS = """
 <style>
 .cc-icon{background:none;border:none}
-.cc-legend{position:absolute;bottom:56px;left:10px;z-index:1000;background:rgba(255,255,255,.92);padding:6px 10px;
- border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px/1.5 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:260px}
+.cc-legend{position:absolute;bottom:24px;right:10px;z-index:1000;background:rgba(255,255,255,.92);padding:6px 10px;
+ border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px/1.5 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;
+ width:max-content;max-width:280px;max-height:calc(100vh - 380px);min-height:80px;overflow-y:auto}
 .cc-legend svg{vertical-align:middle}
 .cc-sw{display:inline-block;width:14px;height:10px;margin-right:4px;border:1px solid #555;vertical-align:middle}
 .cc-dot{display:inline-block;width:8px;height:8px;border-radius:4px;margin:0 6px 0 3px;vertical-align:middle}
+.cc-line{display:inline-block;width:16px;height:0;border-top:3px dashed #263238;margin-right:4px;vertical-align:middle}
 .cc-ramp{height:8px;width:160px;border:1px solid #999}
+.cc-note{color:#666;font-size:11px;margin:0 0 2px 18px}
 .cc-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;background:rgba(255,255,255,.92);
- padding:4px 12px;border-radius:4px;font:bold 15px "Noto Sans CJK SC","Microsoft YaHei",sans-serif}
-table.cc th{text-align:left;padding-right:8px;font-weight:normal;color:#555}
+ padding:4px 12px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:bold 16px "Noto Sans CJK SC","Microsoft YaHei",sans-serif}
+.leaflet-control-layers{font:12px/1.4 "Noto Sans CJK SC","Microsoft YaHei",sans-serif}
+.leaflet-container .leaflet-popup-content{font:12px/1.45 "Noto Sans CJK SC","Microsoft YaHei",sans-serif}
+.leaflet-popup-content b{font-size:13px}
+table.cc{font-size:12px;border-collapse:collapse;width:100%}
+table.cc th{text-align:left;padding:1px 10px 1px 0;font-weight:normal;color:#555;white-space:nowrap}
+table.cc td{text-align:right;padding:1px 0}
+.cc-checks{margin-top:6px;border-top:1px solid #ddd;padding-top:4px;font-size:12px}
+.cc-checks ol{margin:2px 0 0;padding-left:18px}
+.cc-std{color:#666;font-size:11px}
+.cc-ok{margin-top:6px;color:#2e7d32}
 </style>
 """
+
+
+def map_title(place: str, *, lang: str = "zh", minutes: float | None = None, distance_m: float | None = None) -> str:
+    """The map's heading: "无锡市15分钟养老服务圈" / "无锡市 15-minute elderly-care circles".
+
+    Parameters
+    ----------
+    place : str
+        The profile's place (``profile.title``).
+    minutes, distance_m : float, optional
+        The walking circle as time (preferred) or as a network distance.
+    """
+    if minutes is not None:
+        circle = f"{minutes:g}分钟" if lang != "en" else f"{minutes:g}-minute"
+    else:
+        circle = f"{distance_m:,.0f}米" if lang != "en" else f"{distance_m:,.0f} m"
+    return L.text("map_title", lang, place=place, circle=circle)
 
 
 def build_map(
@@ -502,8 +641,10 @@ def build_map(
     streets: gpd.GeoDataFrame | None = None,
     isochrones: gpd.GeoDataFrame | None = None,
     population: gpd.GeoDataFrame | None = None,
+    actions: pd.DataFrame | None = None,
     services: Mapping[str, Mapping[str, str]],
     cutoff_m: float,
+    labels: Mapping[str, tuple[str, str]] | None = None,
     lang: str = "zh",
     basemap: str = "osm",
     title: str | None = None,
@@ -518,11 +659,18 @@ def build_map(
     facilities, communities, streets, isochrones, population : geopandas.GeoDataFrame
         The analysis results in the metric analysis CRS, with the contract's columns
         (CONTRACT.md). ``streets``, ``isochrones`` and ``population`` are optional layers.
+    actions : pandas.DataFrame, optional
+        The action list (问题清单): each community's and sub-district's popup lists its failed
+        checks with the value, the standard's text and its source.
     services : mapping
         Service key -> ``{"label_zh": ..., "label_en": ...}`` (the profile's services).
     cutoff_m : float
         The walking-circle distance: a population point is uncovered for a service when its
         ``dist_<service>_m`` is not ``<= cutoff_m`` (NaN / inf count as uncovered).
+    labels : mapping, optional
+        ``{column: (中文, English)}`` of the analysis columns,
+        :func:`carecircle.maps.labels.analysis_labels` of the run's profile (the national
+        profile's when omitted).
     lang : {"zh", "en"}
         Language of layer names, popups and legend.
     basemap : {"osm", "amap", "tianditu"}
@@ -530,7 +678,7 @@ def build_map(
         (``tianditu_token`` or the ``TIANDITU_TOKEN`` environment variable), which ends up in
         the HTML as every Tianditu web map's key does.
     title : str, optional
-        Shown at the top of the map (escaped).
+        Shown at the top of the map (escaped); see :func:`map_title`.
     cluster_threshold : int
         Facility markers of a service cluster above this count.
     simplify_m : float
@@ -545,39 +693,44 @@ def build_map(
         raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
     if lang not in ("zh", "en"):
         raise InputError(f"map: lang {lang!r} is not one of zh, en")
-    services = dict(services)
-    styles = _service_styles(services)
+    lab = L.Labels(lang, labels, dict(services))
+    styles = _service_styles(lab.services)
     frame = communities if len(communities) else facilities
     bounds = display_geometries(frame, basemap=basemap)
     west, south, east, north = shapely.total_bounds(bounds) if len(bounds) else (73.0, 18.0, 135.0, 54.0)
+    # Quarter zoom steps: the district fills the window instead of the next whole zoom out.
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=14, tiles=None,
-                   control_scale=True, prefer_canvas=True)
+                   control_scale=True, prefer_canvas=True, zoom_snap=0.25)
     # Leaflet alone: markers are inline SVG and the legend plain HTML (see module docstring).
     m.default_js = [("leaflet", folium.Map.default_js[0][1])]
     m.default_css = [("leaflet_css", folium.Map.default_css[0][1])]
     _basemap(m, basemap, lang, tianditu_token)
 
     density = None
+    circle_rows: list[tuple[str, str]] = []
     uncovered_rows: list[tuple[str, str]] = []
     if population is not None and len(population):
-        density = _density_layer(m, population, lang, basemap)
+        density = _density_layer(m, population, lab, basemap)
     if isochrones is not None and len(isochrones):
-        _isochrone_layers(m, isochrones, facilities, services, styles, lang, basemap, simplify_m)
-    check_rows = _community_layer(m, communities, services, lang, basemap, simplify_m)
-    if streets is not None and len(streets):
-        _street_layer(m, streets, services, lang, basemap, simplify_m)
+        circle_rows = _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m)
+    check_rows = _community_layer(m, communities, actions, lab, basemap, simplify_m)
+    has_streets = streets is not None and len(streets) > 0
+    if has_streets:
+        _street_layer(m, streets, actions, lab, basemap, simplify_m)
     if population is not None and len(population):
-        uncovered_rows = _uncovered_layers(m, population, services, styles, cutoff_m, lang, basemap)
-    service_rows = _facility_layers(m, facilities, services, styles, lang, basemap, cluster_threshold)
+        uncovered_rows = _uncovered_layers(m, population, lab, styles, cutoff_m, basemap)
+    service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
 
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
     root.header.add_child(Element(_CSS), name="cc_css")
-    root.html.add_child(Element(_legend_html(service_rows, check_rows, density, uncovered_rows, lang)), name="cc_legend")
+    legend = _legend_html(lab, service_rows, shared, check_rows, circle_rows, has_streets, uncovered_rows, density)
+    root.html.add_child(Element(legend), name="cc_legend")
     if title:
         root.html.add_child(Element(f'<div class="cc-title">{html.escape(title)}</div>'), name="cc_title")
     root.title = html.escape(title or L.text("report_title", lang))
-    m.fit_bounds([[south, west], [north, east]])
+    # Room for the title above and the layer control on the right.
+    m.fit_bounds([[south, west], [north, east]], padding_top_left=(10, 50), padding_bottom_right=(FIT_PADDING_RIGHT_PX, 10))
     return m
 
 

@@ -1,17 +1,26 @@
-"""Chinese and English labels for the columns and checks the outputs show.
+"""The words of the maps stage: its own columns, layer names and legend texts, in Chinese and
+English, and one lookup that joins them to the analysis' labels.
 
-One table serves the map popups, the report, the XLSX headers and the shapefile field-alias
-table, so a column is called the same thing everywhere. Columns that carry a service key
-(``dist_day_care_m``, ``elderly_covered_share_meal`` ...) are labelled from patterns with
-the service's own label from the profile.
+The analysis tables (communities, streets, actions) are labelled by the analysis stage itself,
+:func:`carecircle.coverage.standards.column_labels`, which knows the profile's service names,
+its checks and its sub-district word; this module does not repeat those labels. What is
+labelled here is what only the maps stage shows: facility, population-point and isochrone
+columns, ``dist_<service>_m`` of the population points, the run parameters of the report's
+overview, and the texts of layers, legends and headings.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-# Fixed columns of the data contracts (CONTRACT.md): column -> (中文, English).
+from carecircle.coverage import standards
+from carecircle.coverage.profile import Profile, load_profile
+
+# Columns of the layers the maps stage draws and exports besides the analysis tables
+# (facilities, population points, isochrones) and the report's run parameters.
 COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "fid": ("设施编号", "facility id"),
     "source_row": ("源文件行号", "source row"),
@@ -27,85 +36,40 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "pid": ("人口点编号", "population point id"),
     "people": ("人口", "people"),
     "elderly": ("老年人口（60+）", "elderly (60+)"),
-    "street": ("街道", "sub-district"),
-    "community": ("社区", "community"),
-    "households": ("户数", "households"),
-    "population": ("人口", "population"),
-    "built_year": ("建成年份", "year built"),
-    "space_m2": ("养老服务用房（m²）", "elderly-service space (m²)"),
-    "space_required_m2": ("应配养老服务用房（m²）", "space required (m²)"),
-    "space_provided_m2": ("已配养老服务用房（m²）", "space provided (m²)"),
-    "space_shortfall_m2": ("养老服务用房缺口（m²）", "space shortfall (m²)"),
-    "flag_space": ("用房面积不达标", "space below standard"),
-    "n_flags": ("问题数", "failed checks"),
-    "worst_check": ("最严重问题", "worst failed check"),
-    "flags": ("问题", "failed checks (labels)"),
-    "communities": ("社区数", "communities"),
-    "communities_flagged": ("存在问题的社区数", "communities flagged"),
-    "has_street_centre": ("有街道综合养老服务中心", "has a sub-district centre"),
-    "score": ("得分", "score"),
-    "rank": ("排名", "rank"),
-    "check": ("检查项", "check"),
-    "check_label": ("检查项名称", "check (label)"),
-    "value": ("现状值", "value"),
-    "required": ("标准值", "required"),
-    "shortfall": ("缺口", "shortfall"),
-    "unit": ("单位", "unit"),
-    "elderly_affected": ("涉及老年人口", "elderly affected"),
-    "standard": ("标准", "standard"),
-    "source": ("依据", "source"),
-    "nearest_facility": ("最近设施", "nearest facility"),
-    "nearest_facility_m": ("最近设施距离（m）", "nearest facility (m)"),
     "facility_fid": ("设施编号", "facility id"),
-    "population_covered_share": ("人口覆盖率", "population covered"),
-    "elderly_covered_share": ("老年人覆盖率", "elderly covered"),
-    "profile": ("标准配置", "standards profile"),
-    "walk_distance_m": ("步行距离（m）", "walk distance (m)"),
-    "walk_minutes": ("步行时间（分钟）", "walk time (min)"),
-    "speed_kmh": ("步行速度（km/h）", "walking speed (km/h)"),
     "service": ("服务", "service"),
     "kind": ("类别", "kind"),
     "cutoff_m": ("步行距离（m）", "walk distance (m)"),
     "minutes": ("步行时间（分钟）", "walk time (min)"),
+    "population_covered_share": ("人口覆盖率", "population covered"),
+    "elderly_covered_share": ("老年人覆盖率", "elderly covered"),
+    # summary.json "parameters", shown in the report's overview
+    "profile": ("标准配置", "standards profile"),
+    "walk_distance_m": ("步行圈距离（m）", "walking-circle distance (m)"),
+    "walk_minutes": ("步行时间（分钟）", "walk time (min)"),
+    "walk_speed_kmh": ("步行速度（km/h）", "walking speed (km/h)"),
+    "distance_search_limit_m": ("距离计算上限（m）", "distance search limit (m)"),
+    "max_snap_m": ("最大吸附距离（m）", "max. snap distance (m)"),
+    "min_component_nodes": ("路网孤岛最少节点数", "min. nodes of a network island"),
+    "household_size": ("户均人口", "persons per household"),
+    "analysis_crs": ("分析坐标系", "analysis CRS"),
+    "scenario": ("规划情景", "scenario"),
 }
 
-# Columns that name a service: regex with one group for the key -> (中文, English) templates.
-SERVICE_PATTERNS: list[tuple[re.Pattern, tuple[str, str]]] = [
-    (re.compile(r"^dist_(.+)_mean_m$"), ("{zh}平均步行距离（m）", "mean walk to {en} (m)")),
-    (re.compile(r"^dist_(.+)_p90_m$"), ("{zh}步行距离90分位（m）", "90th percentile walk to {en} (m)")),
-    (re.compile(r"^dist_(.+)_m$"), ("至{zh}步行距离（m）", "walk to {en} (m)")),
-    (re.compile(r"^elderly_covered_share_(.+)$"), ("{zh}老年人覆盖率", "elderly covered by {en}")),
-    (re.compile(r"^population_covered_share_(.+)$"), ("{zh}人口覆盖率", "population covered by {en}")),
-    (re.compile(r"^communities_covered_(.+)$"), ("{zh}覆盖社区数", "communities covered by {en}")),
-    (re.compile(r"^nearest_(.+)_m$"), ("最近{zh}距离（m）", "nearest {en} (m)")),
-    (re.compile(r"^nearest_(.+)$"), ("最近{zh}", "nearest {en}")),
-    (re.compile(r"^flag_no_(.+)$"), ("步行圈内无{zh}", "no {en} within the circle")),
-]
+# The population points' walk distance per service (the analysis labels its own per-service columns).
+DIST_PATTERN = (re.compile(r"^dist_(.+)_m$"), ("至{zh}步行距离（m）", "walk to {en} (m)"))
 
-# Check keys (``worst_check`` values, ``flag_<check>`` columns) that are not ``no_<service>``.
-CHECK_LABELS: dict[str, tuple[str, str]] = {
-    "space": ("养老服务用房面积不足", "elderly-service space below standard"),
-    "space_min": ("单处用房面积不足", "facility below minimum size"),
-    "per_capita": ("人均面积不足", "per-capita space below standard"),
-    "pooled": ("集中配建面积不足", "pooled space below standard"),
-    "station": ("社区无养老服务站", "no community station"),
-    "street_centre": ("街道无综合养老服务中心", "no sub-district centre"),
-}
-
-# Fallback labels for the service keys of the contract when no profile is passed.
-DEFAULT_SERVICES: dict[str, dict[str, str]] = {
-    "day_care": {"label_zh": "日间照料中心", "label_en": "day care"},
-    "meal": {"label_zh": "助餐点", "label_en": "meal point"},
-    "street_centre": {"label_zh": "街道综合养老服务中心", "label_en": "sub-district centre"},
-    "institution": {"label_zh": "养老机构", "label_en": "care institution"},
-}
+# Layers the maps stage draws and exports where its own labels win over the analysis' (whose
+# ``name`` is a community's and ``elderly`` a community's total).
+OWN_LAYERS = frozenset({"facilities", "population", "uncovered", "isochrones"})
 
 # Words of the map, the report and the tables that are not column names.
 TEXT: dict[str, tuple[str, str]] = {
-    "facilities": ("设施", "facilities"),
     "isochrone_dissolved": ("步行圈（合并）", "walking circle (dissolved)"),
     "isochrone_facility": ("步行圈（单个设施）", "walking circle (per facility)"),
     "isochrone_catchment": ("服务范围（最近设施）", "catchment (nearest facility)"),
+    "walking_circle": ("{minutes}分钟步行圈", "{minutes}-minute walking circle"),
+    "walking_circle_m": ("{metres}米步行圈", "{metres} m walking circle"),
     "communities_by_check": ("社区（按最严重问题着色）", "communities by worst failed check"),
     "compliant": ("达标", "compliant"),
     "elderly_density": ("老年人口密度（人/公顷）", "elderly density (per ha)"),
@@ -113,78 +77,151 @@ TEXT: dict[str, tuple[str, str]] = {
     "uncovered": ("未覆盖老年人口", "elderly outside the circle"),
     "uncovered_people": ("未覆盖人口", "people outside the circle"),
     "streets": ("街道边界与考核", "sub-districts and scorecards"),
+    "street_boundary": ("街道边界", "sub-district boundary"),
+    "street_level": ("（全街道）", "(whole sub-district)"),
+    "failed_checks": ("未达标项", "failed checks"),
+    "now": ("现状", "now"),
+    "required": ("标准", "required"),
+    "short": ("缺口", "short"),
+    "standard": ("标准", "standard"),
+    "source": ("依据", "source"),
     "unreachable": ("不可达", "unreachable"),
     "minutes": ("分钟", "min"),
     "legend": ("图例", "legend"),
     "services": ("服务", "services"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
+    "shared_site": ("同址多项服务：标记并排显示", "one site, several services: markers side by side"),
+    "map_title": ("{place}{circle}养老服务圈", "{place} {circle} elderly-care circles"),
     "report_title": ("养老服务设施步行覆盖评估报告", "Elderly-care walking coverage report"),
     "overview": ("总体情况", "Overview"),
+    "communities_total": ("社区总数", "communities"),
+    "communities_flagged": ("存在问题的社区", "communities with a failed check"),
     "ranking": ("街道考核排名", "Sub-district ranking"),
     "scorecard": ("考核表", "Scorecard"),
     "coverage_chart": ("各项服务老年人覆盖率", "Elderly covered per service"),
     "shortfall_chart": ("各社区养老服务用房缺口（m²）", "Space shortfall per community (m²)"),
     "actions": ("问题清单", "Action list"),
+    "sources": ("依据", "Sources"),
     "no_actions": ("无问题", "No failed checks"),
     "no_shortfall": ("无面积缺口", "No space shortfall"),
-    "parameters": ("参数", "Parameters"),
     "fields": ("字段说明", "fields"),
     "column": ("字段", "column"),
 }
 
 
-def _pick(pair: tuple[str, str], lang: str) -> str:
-    return pair[1] if lang == "en" else pair[0]
+def text(key: str, lang: str = "zh", **values) -> str:
+    """A word of the outputs (map layer names, report headings) in ``lang``, formatted with ``values``."""
+    word = TEXT[key][1 if lang == "en" else 0]
+    return word.format(**values) if values else word
 
 
-def text(key: str, lang: str = "zh") -> str:
-    """A word of the outputs (map layer names, report headings) in ``lang``."""
-    return _pick(TEXT[key], lang)
+@functools.lru_cache(maxsize=None)
+def _default_profile() -> Profile:
+    return load_profile("national")
 
 
-def service_label(key: str, services: Mapping[str, Mapping[str, str]] | None, lang: str = "zh") -> str:
-    """The profile's label of service ``key`` (the key itself if nobody named it)."""
-    spec = (services or {}).get(key) or DEFAULT_SERVICES.get(key)
-    if spec is None:
-        return key
-    return spec["label_en"] if lang == "en" else spec["label_zh"]
+def analysis_labels(profile: Profile | None = None) -> dict[str, tuple[str, str]]:
+    """``{column: (中文, English)}`` of every analysis column, from the analysis stage.
+
+    Parameters
+    ----------
+    profile : Profile, optional
+        Names the services, the checks and the sub-district unit; ``national`` when None.
+
+    Returns
+    -------
+    dict
+        The ``labels`` argument of :func:`carecircle.maps.export.write_tables`,
+        :func:`~carecircle.maps.export.write_package`, :func:`carecircle.maps.html.build_map`
+        and :func:`carecircle.maps.report.write_report`.
+    """
+    zh, en = standards.column_labels("zh", profile), standards.column_labels("en", profile)
+    return {col: (zh[col], en.get(col, zh[col])) for col in zh}
 
 
-def column_label_pair(column: str, services: Mapping[str, Mapping[str, str]] | None = None) -> tuple[str, str]:
-    """``(中文, English)`` label of a contract column; the column name when it is unknown."""
-    if column in COLUMN_LABELS:
-        return COLUMN_LABELS[column]
-    for pattern, (zh, en) in SERVICE_PATTERNS:
-        match = pattern.match(column)
-        if match:
-            key = match.group(1)
-            return (zh.format(zh=service_label(key, services, "zh")), en.format(en=service_label(key, services, "en")))
-    if column.startswith("flag_"):
-        return check_label_pair(column[len("flag_"):], services)
-    return (column, column)
+def profile_services(profile: Profile | None = None) -> dict[str, dict[str, str]]:
+    """``{service key: {"label_zh", "label_en"}}`` of ``profile`` (``national`` when None)."""
+    profile = profile or _default_profile()
+    return {k: {"label_zh": s.label_zh, "label_en": s.label_en} for k, s in profile.services.items()}
 
 
-def column_label(column: str, services: Mapping[str, Mapping[str, str]] | None = None, lang: str = "zh") -> str:
-    """Label of ``column`` in ``lang`` ("zh" or "en")."""
-    return _pick(column_label_pair(column, services), lang)
+@functools.lru_cache(maxsize=1)
+def _default_analysis_labels() -> dict[str, tuple[str, str]]:
+    return analysis_labels(_default_profile())
 
 
-def column_labels(columns: Iterable[str], services: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, tuple[str, str]]:
-    """``{column: (中文, English)}`` for ``columns``: the ``labels`` argument of the exporters."""
-    return {str(c): column_label_pair(str(c), services) for c in columns}
+@dataclass(frozen=True)
+class Labels:
+    """Every label of one output in one language.
 
+    Parameters
+    ----------
+    lang : {"zh", "en"}
+    columns : mapping, optional
+        The analysis labels, ``{column: (中文, English)}`` (:func:`analysis_labels` of the
+        run's profile); the ``national`` profile's when None.
+    services : mapping, optional
+        ``{service key: {"label_zh", "label_en"}}`` in map/legend order; the ``national``
+        profile's when None.
+    """
 
-def check_label_pair(check: str, services: Mapping[str, Mapping[str, str]] | None = None) -> tuple[str, str]:
-    """``(中文, English)`` label of a check key (``worst_check`` value or ``flag_<check>`` suffix)."""
-    if check in CHECK_LABELS:
-        return CHECK_LABELS[check]
-    if check.startswith("no_"):
-        key = check[len("no_"):]
-        return (f"步行圈内无{service_label(key, services, 'zh')}", f"no {service_label(key, services, 'en')} within the circle")
-    return (check, check)
+    lang: str = "zh"
+    columns: Mapping[str, tuple[str, str]] | None = None
+    services: Mapping[str, Mapping[str, str]] | None = None
 
+    def __post_init__(self) -> None:
+        # Resolved once: the attributes are never None after construction.
+        if self.columns is None:
+            object.__setattr__(self, "columns", _default_analysis_labels())
+        if self.services is None:
+            object.__setattr__(self, "services", profile_services())
 
-def check_label(check: str, services: Mapping[str, Mapping[str, str]] | None = None, lang: str = "zh") -> str:
-    """Label of a check key in ``lang``."""
-    return _pick(check_label_pair(check, services), lang)
+    def _pick(self, pair: tuple[str, str]) -> str:
+        return pair[1] if self.lang == "en" else pair[0]
+
+    def pair(self, column: str, *, own_first: bool = False) -> tuple[str, str]:
+        """``(中文, English)`` of ``column``; the column name itself when nobody labels it.
+
+        ``own_first``: the maps stage's own labels win (facility, population and isochrone layers).
+        """
+        tables = (COLUMN_LABELS, self.columns) if own_first else (self.columns, COLUMN_LABELS)
+        for table in tables:
+            if column in table:
+                return tuple(table[column])
+        match = DIST_PATTERN[0].match(column)
+        if match and match.group(1) in self.services:
+            spec = self.services[match.group(1)]
+            zh, en = DIST_PATTERN[1]
+            return zh.format(zh=spec["label_zh"]), en.format(en=spec["label_en"])
+        return column, column
+
+    def pairs(self, columns: Iterable[str], *, own_first: bool = False) -> dict[str, tuple[str, str]]:
+        """``{column: (中文, English)}`` for ``columns``."""
+        return {str(c): self.pair(str(c), own_first=own_first) for c in columns}
+
+    def column(self, column: str, *, own_first: bool = False) -> str:
+        """Label of ``column`` in this language."""
+        return self._pick(self.pair(column, own_first=own_first))
+
+    def check(self, check: str, default: str | None = None) -> str:
+        """Label of a check key (a ``worst_check`` value, the suffix of a ``flag_<check>`` column);
+        ``default`` (else the key) for a check nobody labels."""
+        if not check:
+            return self.text("compliant")
+        column = f"flag_{check}"
+        label = self.column(column)
+        return label if label != column else (default if default is not None else check)
+
+    def service(self, key: str) -> str:
+        """The profile's label of service ``key`` (the key itself if nobody named it)."""
+        spec = self.services.get(key)
+        return key if spec is None else self._pick((spec["label_zh"], spec["label_en"]))
+
+    def text(self, key: str, **values) -> str:
+        """A word of the outputs in this language (:func:`text`)."""
+        return text(key, self.lang, **values)
+
+    def titled(self, base: str, detail: str) -> str:
+        """"步行圈（合并）：助餐点" / "walking circle (dissolved): meal point"."""
+        return f"{base}: {detail}" if self.lang == "en" else f"{base}：{detail}"

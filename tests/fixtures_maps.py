@@ -7,6 +7,13 @@ The metric CRS is UTM 51N around Wuxi (120.30° E, 31.55° N).
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import geopandas as gpd
@@ -166,21 +173,25 @@ def small_inputs() -> dict:
     isochrones = _isochrones(facilities)
     population = _population((x0, y0, x0 + 1500, y0 + 1000), 100.0, facilities, rng)
     streets_gdf = _streets(communities)
+    # The last row is a sub-district's own check (no community).
     actions = pd.DataFrame({
-        "rank": [1, 2, 3, 4],
-        "community": ["南星社区", "湘江社区", "锡梅社区", "春潮社区"],
-        "street": ["梅村街道", "旺庄街道", "梅村街道", "旺庄街道"],
-        "check": ["no_day_care", "no_day_care", "no_meal", "space"],
-        "check_label": ["步行圈内无日间照料中心", "步行圈内无日间照料中心", "步行圈内无助餐点", "养老服务用房面积不足"],
-        "value": [1450.0, 1450.0, 1450.0, 200.0],
-        "required": [1000.0, 1000.0, 1000.0, 400.0],
-        "shortfall": [450.0, 450.0, 450.0, 200.0],
-        "unit": ["m", "m", "m", "m²"],
-        "elderly_affected": [900.0, 700.0, 500.0, 0.0],
-        "standard": ["15分钟步行圈", "15分钟步行圈", "15分钟步行圈", "每百户20平方米"],
-        "source": ["无锡市养老服务设施布局规划", "无锡市养老服务设施布局规划", "无锡市养老服务设施布局规划", "无锡市养老服务设施布局规划"],
-        "nearest_facility": ["梅村日间照料中心", EVIL, "锡梅助餐点", ""],
-        "nearest_facility_m": [1300.0, 1300.0, 1300.0, np.nan],
+        "rank": [1, 2, 3, 4, 5],
+        "community": ["南星社区", "湘江社区", "锡梅社区", "春潮社区", None],
+        "street": ["梅村街道", "旺庄街道", "梅村街道", "旺庄街道", "旺庄街道"],
+        "check": ["no_day_care", "no_day_care", "no_meal", "space", "no_street_centre"],
+        "check_label": ["步行圈内无日间照料中心", "步行圈内无日间照料中心", "步行圈内无助餐点", "养老服务用房面积不足",
+                        "街道无综合养老服务中心"],
+        "value": [25.0, 25.0, 25.0, 200.0, 0.0],
+        "required": [50.0, 50.0, 50.0, 400.5, 1.0],
+        "shortfall": [25.0, 25.0, 25.0, 200.5, 1.0],
+        "unit": ["%", "%", "%", "m²", "处"],
+        "elderly_affected": [900.0, 700.0, 500.0, 0.0, 2400.0],
+        "standard": ["步行1000米内老年人占比 ≥ 50%", "步行1000米内老年人占比 ≥ 50%", "步行1000米内老年人占比 ≥ 50%",
+                     "每百户20平方米", "每个街道 ≥ 1 处"],
+        "source": ["无锡市养老服务设施布局规划", "无锡市养老服务设施布局规划", "无锡市养老服务设施布局规划",
+                   "无锡市养老服务设施布局规划", "《无锡市“十四五”养老服务发展规划》"],
+        "nearest_facility": ["梅村日间照料中心", EVIL, "锡梅助餐点", "", "梅村街道综合养老服务中心"],
+        "nearest_facility_m": [1300.0, 1300.0, 1300.0, np.nan, 900.0],
     })
     summary = {
         "title": "无锡市新吴区养老服务设施步行覆盖评估",
@@ -230,27 +241,21 @@ def district_inputs(seed: int = 11) -> dict:
 
 def overlay_vars(page: str) -> dict[str, str]:
     """Layer-control name (unescaped) -> JS variable of the layer, from a rendered folium page."""
-    import html as _html
-    import json as _json
-    import re as _re
-
-    block = _re.search(r"overlays :\s*\{(.*?)\},\s*\};", page, _re.S)
-    pairs = _re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', block.group(1), _re.M) if block else []
-    return {_html.unescape(_json.loads(name)): var for name, var in pairs}
+    block = re.search(r"overlays :\s*\{(.*?)\},\s*\};", page, re.S)
+    pairs = re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', block.group(1), re.M) if block else []
+    return {html.unescape(json.loads(name)): var for name, var in pairs}
 
 
 def layer_features(page: str) -> dict[str, list[dict]]:
-    """Layer-control name -> GeoJSON features drawn by that layer (through marker clusters too)."""
-    import json as _json
-    import re as _re
-
-    data = {var: _json.loads(blob) for var, blob in _re.findall(r"(geo_json_\w+)_add\((\{.*?\})\);\n", page)}
+    """Layer-control name -> GeoJSON features drawn by that layer (through marker clusters and
+    feature groups too)."""
+    data = {var: json.loads(blob) for var, blob in re.findall(r"(geo_json_\w+)_add\((\{.*?\})\);\n", page)}
     out = {}
     for name, var in overlay_vars(page).items():
         if var.startswith("geo_json_"):
             out[name] = data[var]["features"]
-        elif var.startswith("marker_cluster_"):
-            members = _re.findall(rf"(geo_json_\w+)\.addTo\({var}\)", page)
+        elif var.startswith(("marker_cluster_", "feature_group_")):
+            members = re.findall(rf"(geo_json_\w+)\.addTo\({var}\)", page)
             out[name] = [f for g in members for f in data[g]["features"]]
     return out
 
@@ -286,3 +291,67 @@ def gcj02_reference(lon: float, lat: float) -> tuple[float, float]:
     dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * sqrtmagic) * math.pi)
     dlon = (dlon * 180.0) / (a / sqrtmagic * math.cos(radlat) * math.pi)
     return lon + dlon, lat + dlat
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+                 if p and Path(p).exists()), None)
+
+# Collects errors before any other script runs; alert() counts as one (an injected handler firing).
+COLLECT = """<script>window.__errors=[];
+window.onerror=function(m,s,l){window.__errors.push(String(m)+' line '+l);};
+window.addEventListener('unhandledrejection',function(e){window.__errors.push('rejection '+e.reason);});
+window.alert=function(x){window.__errors.push('alert '+x);};</script>"""
+# After load: the layer control's entries, the screen centre of every facility marker by its
+# tooltip, then open the popup and tooltip of the marker whose name is hostile, and write
+# everything into the DOM for --dump-dom.
+REPORT = """<script>window.addEventListener('load',function(){setTimeout(function(){
+var r={leaflet:typeof L,sites:{}};
+try{
+ r.layers=Array.prototype.map.call(document.querySelectorAll('.leaflet-control-layers-list label > span > span'),
+   function(s){return s.textContent.trim();});
+ var evil=null;
+ Object.keys(window).filter(function(k){return k.indexOf('geo_json_')===0;}).forEach(function(k){
+   var g=window[k]; if(!g||!g.eachLayer)return;
+   g.eachLayer(function(l){var p=l.feature&&l.feature.properties;
+     if(l._icon&&p&&p._tip){var b=l._icon.getBoundingClientRect();
+       (r.sites[p._tip]=r.sites[p._tip]||[]).push([b.left+b.width/2,b.top+b.height/2]);}
+     if(!evil&&l.getLatLng&&p&&p._popup&&p._tip.indexOf('onerror')>=0){evil=l;}});});
+ if(evil){
+   evil.fire('click',{latlng:evil.getLatLng()},true);
+   var pc=document.querySelector('.leaflet-popup-content');
+   r.popup_text=pc&&pc.textContent; r.popup_imgs=pc?pc.querySelectorAll('img').length:-1;
+   evil.fire('mouseover',{latlng:evil.getLatLng()},true);
+   var tc=document.querySelector('.leaflet-tooltip');
+   r.tip_text=tc&&tc.textContent; r.tip_imgs=tc?tc.querySelectorAll('img').length:-1;}
+ r.paths=document.querySelectorAll('.leaflet-overlay-pane canvas, .leaflet-overlay-pane path').length;
+ r.markers=document.querySelectorAll('.leaflet-marker-pane .cc-icon').length;
+}catch(e){r.exception=String(e);}
+r.errors=window.__errors;
+var o=document.createElement('pre');o.id='cc-result';o.textContent=JSON.stringify(r);document.body.appendChild(o);
+},800);});</script>"""
+
+
+def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
+    """Headless chromium on ``url`` with the network cut (the offline map must not need it)."""
+    cmd = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=5000", "--window-size=1200,900", *extra, url,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def browser_probe(map_file: Path, tmp_path: Path) -> dict:
+    """Open ``map_file`` in chromium with the COLLECT/REPORT probes and return what it reported:
+    ``errors``, ``layers``, ``sites`` (tooltip -> marker screen centres), popup/tooltip text."""
+    page = map_file.read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("<head>", "<head>" + COLLECT, 1).replace("</body>", REPORT + "</body>", 1), encoding="utf-8")
+    run = chromium(tmp_path, probe.as_uri(), "--dump-dom")
+    found = re.search(r'<pre id="cc-result">(.*?)</pre>', run.stdout, re.S)
+    assert found, f"the page did not report back; chromium stderr: {run.stderr[-2000:]}"
+    return json.loads(html.unescape(found.group(1)))

@@ -110,8 +110,13 @@ def test_field_names_fit_and_alias_table_is_complete(tmp_path):
         assert all(len(n.encode()) <= 10 for n in names)
         assert len({n.lower() for n in names}) == len(names)
         assert names == fields.loc[fields["layer"] == name, "field"].tolist()
+    # Analysis columns carry the analysis stage's labels; the facilities' own columns the maps stage's.
     row = fields[(fields["layer"] == "communities") & (fields["column"] == "elderly_covered_share_day_care")].iloc[0]
-    assert (row["label_zh"], row["label_en"]) == ("日间照料中心老年人覆盖率", "elderly covered by day care")
+    assert (row["label_zh"], row["label_en"]) == ("日间照料中心老年人覆盖率", "elderly covered, day-care centre")
+    row = fields[(fields["layer"] == "communities") & (fields["column"] == "name")].iloc[0]
+    assert (row["label_zh"], row["label_en"]) == ("社区名称", "community")
+    row = fields[(fields["layer"] == "facilities") & (fields["column"] == "name")].iloc[0]
+    assert (row["label_zh"], row["label_en"]) == ("名称", "name")
     part = fields[fields["column"] == "flags_part2"].iloc[0]
     assert part["label_zh"] == "问题（续2）"
     book = openpyxl.load_workbook(res["fields_xlsx"])
@@ -179,10 +184,10 @@ def test_tables_csv_and_xlsx(tmp_path):
     book = openpyxl.load_workbook(out["communities"]["xlsx"])
     data, fields = book.worksheets
     heads = [c.value for c in data[1]]
-    assert heads[:3] == ["名称", "街道", "户数"]
+    assert heads[:3] == ["社区名称", "所属街道", "户数"]
     assert "日间照料中心老年人覆盖率" in heads
     assert fields.title == "字段说明"
-    assert [c.value for c in fields[2]] == ["名称", "name", "名称", "name"]
+    assert [c.value for c in fields[2]] == ["社区名称", "name", "社区名称", "community"]
     assert data.cell(2, 1).value == "新华社区"
     en = E.write_tables(tmp_path / "en", {"actions": d["actions"]}, lang="en")
     assert [c.value for c in openpyxl.load_workbook(en["actions"]["xlsx"]).worksheets[0][1]][:3] == ["rank", "community", "sub-district"]

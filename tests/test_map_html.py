@@ -13,7 +13,10 @@ import pytest
 from shapely.geometry import Point
 
 from carecircle.layers.report import InputError
+from carecircle.coverage import standards
+from carecircle.coverage.profile import load_profile
 from carecircle.maps import html as H
+from carecircle.maps import labels as L
 from fixtures_maps import (
     EVIL, CRS, district_inputs, gcj02_reference, layer_features, overlay_vars, small_inputs, web_mercator_pixel,
 )
@@ -101,9 +104,11 @@ def test_communities_coloured_by_worst_check(page, inputs):
     assert colour["南星社区"] == colour["湘江社区"] == H.CHECK_COLOURS["no_day_care"]
     assert colour["锡梅社区"] == H.CHECK_COLOURS["no_meal"]
     assert colour["春潮社区"] == H.CHECK_COLOURS["space"]
-    # The legend names each check present, in Chinese.
-    for label in ("达标", "步行圈内无日间照料中心", "步行圈内无助餐点", "养老服务用房面积不足"):
+    # The legend names each check present, in Chinese, as the analysis stage labels it.
+    zh = standards.column_labels("zh")
+    for label in ("达标", zh["flag_no_day_care"], zh["flag_no_meal"], zh["flag_space"]):
         assert label in page
+    assert "日间照料中心不在15分钟步行圈内" in page
 
 
 def test_uncovered_points_are_those_beyond_the_cutoff():
@@ -120,7 +125,8 @@ def test_uncovered_points_are_those_beyond_the_cutoff():
     uncovered = layers["未覆盖老年人口：日间照料中心"]
     assert len(uncovered) == 3
     assert sorted(parse(f["properties"]["_tip"]).text[0] for f in uncovered) == [
-        "老年人口（60+） 4 · 1,000 m", "老年人口（60+） 5 · 不可达", "老年人口（60+） 6 · 不可达"]
+        "老年人口（60+） 4 · 至日间照料中心步行距离（m） 1,000 m", "老年人口（60+） 5 · 至日间照料中心步行距离（m） 不可达",
+        "老年人口（60+） 6 · 至日间照料中心步行距离（m） 不可达"]
     assert "未覆盖老年人口：助餐点" not in layers  # everyone has a meal point at 0 m
 
 
@@ -193,7 +199,7 @@ def test_markers_cluster_above_threshold(inputs):
     page = render(inputs, cluster_threshold=2)
     vars_ = overlay_vars(page)
     assert vars_["助餐点（3）"].startswith("marker_cluster_")  # 3 > 2
-    assert vars_["日间照料中心（2）"].startswith("geo_json_")  # 2 is not above 2
+    assert vars_["日间照料中心（2）"].startswith("feature_group_")  # 2 is not above 2
     assert len(layer_features(page)["助餐点（3）"]) == 3
     assert "leaflet.markercluster" in page
     assert "leaflet.markercluster" not in render(inputs)
@@ -241,3 +247,57 @@ def test_whole_district_stays_within_the_size_budget(tmp_path):
     vars_ = overlay_vars(page)
     # Hundreds of facilities per service: clustered.
     assert all(v.startswith("marker_cluster_") for k, v in vars_.items() if k.startswith(("日间照料中心", "助餐点")))
+
+
+def test_analysis_columns_are_labelled_by_the_analysis_stage():
+    prof = load_profile("wuxi")
+    for lang in ("zh", "en"):
+        lab = L.Labels(lang, L.analysis_labels(prof), L.profile_services(prof))
+        theirs = standards.column_labels(lang, prof)
+        assert {c: lab.column(c) for c in theirs} == theirs
+    # The maps stage labels only what it adds; the two it shares are its own layers' meaning
+    # (a facility's name, a population point's elderly), used there only.
+    assert set(L.COLUMN_LABELS) & set(standards.column_labels("zh")) == {"name", "elderly"}
+    lab = L.Labels("zh", L.analysis_labels(prof), L.profile_services(prof))
+    assert lab.column("name") == "社区名称" and lab.column("name", own_first=True) == "名称"
+    assert lab.column("dist_meal_m") == "至助餐点步行距离（m）"
+    assert lab.check("no_meal") == "助餐点不在15分钟步行圈内" and lab.check("") == "达标"
+    assert lab.check("a_new_check", "某项新检查") == "某项新检查" and lab.check("a_new_check") == "a_new_check"
+
+
+def test_marker_offsets_put_a_sites_services_side_by_side():
+    offered = np.array([[True, True, False], [False, True, False], [True, True, True], [False, False, True]])
+    off = H.marker_offsets(offered, spacing=10.0)
+    assert off[0, :2].tolist() == [-5.0, 5.0]          # two services: either side of the point
+    assert off[1, 1] == 0.0 and off[3, 2] == 0.0       # one service: on the point
+    assert off[2].tolist() == [-10.0, 0.0, 10.0]
+
+
+def test_facility_with_two_services_is_in_both_layers_at_its_point(page):
+    layers = layer_features(page)
+    at = {name: [f["geometry"]["coordinates"] for f in layers[name]
+                 if parse(f["properties"]["_tip"]).text[0] == "梅村日间照料中心"] for name in ("日间照料中心（2）", "助餐点（3）")}
+    assert len(at["日间照料中心（2）"]) == 1 and at["日间照料中心（2）"] == at["助餐点（3）"]
+    # Two icon anchors per layer pair: the shared site's markers are shifted by ∓7.5 px, the others not.
+    anchors = re.findall(r'"iconAnchor": \[([-\d.]+), 9\]', page)
+    assert {"1.5", "16.5", "9.0"} <= set(anchors)
+
+
+def test_popups_state_failed_checks_with_standard_and_source(inputs):
+    page = render(inputs, actions=inputs["actions"])
+    layers = layer_features(page)
+    com = {parse(f["properties"]["_popup"]).text[0]: parse(f["properties"]["_popup"]).text
+           for f in layers["社区（按最严重问题着色）"]}
+    zh = standards.column_labels("zh")
+    # The check named as the analysis labels its key; the value, the standard and its source with it.
+    assert {zh["flag_no_meal"], "现状 25%，标准 50%，缺口 25%", "标准：步行1000米内老年人占比 ≥ 50%",
+            "依据：无锡市养老服务设施布局规划"} <= set(com["锡梅社区"])
+    assert zh["flag_space"] not in com["锡梅社区"] and zh["flag_space"] in com["春潮社区"]
+    assert "达标" in com["新华社区"] and "未达标项" not in com["新华社区"]
+    streets = {parse(f["properties"]["_popup"]).text[0]: parse(f["properties"]["_popup"]).text for f in layers["街道边界与考核"]}
+    assert "现状 0 处，标准 1 处，缺口 1 处" in streets["旺庄街道"]
+    assert "依据：《无锡市“十四五”养老服务发展规划》" in streets["旺庄街道"]
+    assert "未达标项" not in streets["梅村街道"]  # its failures are its communities', not its own
+    en = render(inputs, actions=inputs["actions"], lang="en")
+    text = parse(layer_features(en)["communities by worst failed check"][2]["properties"]["_popup"]).text
+    assert "now 25%, required 50%, short 25%" in text and "failed checks" in text

@@ -15,6 +15,7 @@ from fontTools.ttLib import TTFont
 from matplotlib import font_manager
 from matplotlib import image as mpimg
 
+from carecircle.coverage.standards import column_labels
 from carecircle.maps import report as R
 from fixtures_maps import EVIL, small_inputs
 
@@ -99,7 +100,7 @@ def test_one_section_per_street_with_scorecard_charts_and_actions(report):
     assert {"梅村街道", "旺庄街道", "总体情况", "街道考核排名"} <= set(sections)
     mei = "".join(sections["梅村街道"]["text"])
     # 梅村: 3 communities, 2 flagged (南星 no day care, 锡梅 no meal), no space shortfall.
-    assert re.search(r"社区数3", mei) and re.search(r"存在问题的社区数2", mei)
+    assert re.search(r"社区数3", mei) and re.search(r"有问题社区数2", mei)
     assert "南星社区" in mei and "锡梅社区" in mei and "湘江社区" not in mei
     assert "无面积缺口" in mei
     imgs = report["page"].imgs
@@ -107,6 +108,24 @@ def test_one_section_per_street_with_scorecard_charts_and_actions(report):
     assert len(imgs["旺庄街道"]) == 3  # 春潮社区 falls short of space
     wang = "".join(sections["旺庄街道"]["text"])
     assert "湘江社区" in wang and "春潮社区" in wang
+
+
+def test_action_rows_state_value_standard_and_source(report):
+    wang = report["page"].sections["旺庄街道"]["text"]
+    # 春潮社区: 200 m² provided of 400.5 m² required, 200.5 m² short; units with the numbers.
+    row = wang[wang.index("养老服务用房面积不足"):]
+    assert row[row.index("200 m²"):][:3] == ["200 m²", "400.5 m²", "200.5 m²"]
+    # The sub-district's own check: no community, its value in 处 and the standard beneath.
+    at = wang.index(column_labels("zh")["flag_no_street_centre"])
+    assert wang[at - 1] == "（全街道）" and "标准：每个街道 ≥ 1 处" in wang[at:at + 5]
+    # Sources once each, numbered, below the table; each check points at its note.
+    notes = wang[wang.index("依据") + 1:]
+    assert notes[:2] == ["无锡市养老服务设施布局规划", "《无锡市“十四五”养老服务发展规划》"]
+    assert "[2]" in wang[at:at + 3]
+    # The title names the place; parameters are labelled, not raw keys.
+    assert R.report_title({"profile": {"title": "无锡市"}}) == "无锡市养老服务设施步行覆盖评估报告"
+    overview = "".join(report["page"].sections["总体情况"]["text"])
+    assert "步行圈距离（m）1,000" in overview and "walk_minutes" not in overview
 
 
 def test_charts_are_real_images(report):
@@ -129,7 +148,8 @@ def test_english_report(tmp_path):
     path = R.write_report(tmp_path, streets=d["streets"], communities=d["communities"], actions=d["actions"],
                           summary={}, services=d["services"], lang="en", pdf=False)
     text = path.read_text(encoding="utf-8")
-    assert "Sub-district ranking" in text and "elderly covered by day care" in text
+    assert "Sub-district ranking" in text and "elderly covered, day-care centre" in text
+    assert "(whole sub-district)" in text and "Sources" in text
     assert not (tmp_path / "report.pdf").exists()
 
 
