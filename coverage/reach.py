@@ -238,9 +238,9 @@ def anchors(graph: WalkGraph, aug: Augmented, edge: np.ndarray, offset: np.ndarr
     lp = last_split[q_rank]
     li = np.where(lp >= 0, split_at[np.maximum(lp, 0)], 0)
     has_left = (lp >= 0) & (aug.split_edge[li] == qe)
-    np_ = next_split[q_rank]
-    ri = np.where(np_ < len(order), split_at[np.minimum(np_, len(order) - 1)], 0)
-    has_right = (np_ < len(order)) & (aug.split_edge[ri] == qe)
+    nxt = next_split[q_rank]
+    ri = np.where(nxt < len(order), split_at[np.minimum(nxt, len(order) - 1)], 0)
+    has_right = (nxt < len(order)) & (aug.split_edge[ri] == qe)
     sel = on_split[has_left]
     left[sel] = aug.split_node[li[has_left]]
     left_off[sel] = aug.split_off[li[has_left]]
