@@ -57,7 +57,20 @@ def run(
     basemap: Optional[str] = typer.Option(None, "--basemap", help="osm (default), amap (GCJ-02 overlays) or tianditu."),
     offline: Optional[bool] = typer.Option(None, "--offline/--online", help="Inline the map's JS/CSS for intranets."),
 ) -> None:
-    """Analyse coverage and standards for the inputs named in CONFIG and write every output to OUT."""
+    """Analyse coverage and standards for the inputs named in CONFIG and write every output to OUT.
+
+    A minimal CONFIG (paths relative to the config file):
+
+        profile: wuxi
+        network: {osm: district.osm.pbf}          # or {lines: roads.shp}
+        facilities: {path: 设施.csv, crs: gcj02}   # Amap coordinates
+        population: {raster: pop.tif, elderly_share: 0.2}
+        communities: {path: 社区.gpkg}
+
+    OUT receives summary.json, map.html, report.html, communities / streets / actions tables
+    (CSV + XLSX), population / facilities / isochrones GeoPackages and shp/ for ArcGIS.
+    `carecircle sample DIR` writes a complete example config with its files.
+    """
     from carecircle.config import load_config
     from carecircle.pipeline import run as run_pipeline
 
