@@ -30,7 +30,7 @@ from carecircle.config import RunConfig
 from carecircle.coverage import indicators, isochrones, reach, snap, standards
 from carecircle.coverage.graph import WalkGraph, build_graph
 from carecircle.coverage.profile import Profile, load_profile
-from carecircle.layers import areas, crs, facilities as facilities_layer, network as network_layer, population as population_layer
+from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
 from carecircle.layers.report import InputError, LayerReport
 from carecircle.maps import export, html, labels as map_labels, report as report_page
 

@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from carecircle.layers.sample import generate_sample
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "carecircle", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+from clitools import assert_one_line_error, cli
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     return generate_sample(tmp_path_factory.mktemp("sample") / "input")
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    # Progress lines may come first; the error is one line, the last, and no traceback.
-    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == errors[0]
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in errors[0]
 
 
 def test_help_lists_the_subcommands() -> None:

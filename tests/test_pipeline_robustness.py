@@ -18,8 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -35,6 +33,7 @@ from carecircle.config import parse_config
 from carecircle.layers.report import InputError
 from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run
+from clitools import assert_one_line_error, cli
 
 # A run takes about a second: few examples, and no shrinking (minutes of reruns); the
 # failing example is printed as drawn.
@@ -316,12 +315,7 @@ def test_failure_while_writing_keeps_the_previous_output(sample, tmp_path) -> No
 def cli_fails(cfg: dict, folder: Path, bad_file: Path) -> None:
     (folder / "run.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     out = folder / "out"
-    proc = subprocess.run([sys.executable, "-m", "carecircle", "run", str(folder / "run.yaml"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr and str(bad_file) in errors[0]
+    assert_one_line_error(cli("run", folder / "run.yaml", "--out", out, timeout=300), str(bad_file))
     assert not out.exists() and not [p for p in folder.iterdir() if ".partial" in p.name]
 
 
@@ -340,6 +334,5 @@ def test_cli_exit_2_for_communities_in_the_wrong_crs(sample, tmp_path) -> None:
 
 @pytest.mark.parametrize("args", [["run", "--bogus"], ["run", "a.yaml", "b.yaml", "--out", "o"]])
 def test_cli_usage_errors_exit_2(tmp_path, args) -> None:
-    proc = subprocess.run([sys.executable, "-m", "carecircle", *args], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    proc = cli(*args, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stderr

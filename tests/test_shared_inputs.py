@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,6 +23,7 @@ from shapely.geometry import box
 
 from carecircle.config import load_config
 from carecircle.pipeline import run
+from clitools import assert_one_line_error, cli
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSM_DIR = DATA / "osm"
@@ -143,11 +142,5 @@ def test_shanghai_list_in_beijing_exits_2_naming_the_file(tmp_path) -> None:
     cfg["facilities"] = {"path": str(SHANGHAI), "crs": "gcj02", "type": "category"}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "carecircle", "run", str(tmp_path / "run.yaml"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert str(SHANGHAI) in errors[0] and "study area" in errors[0]
+    assert_one_line_error(cli("run", tmp_path / "run.yaml", "--out", out, timeout=300), str(SHANGHAI), "study area")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
