@@ -34,6 +34,21 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
 
 
+def _version(value: bool) -> None:
+    if value:
+        from carecircle import __version__
+
+        typer.echo(f"carecircle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """15分钟养老服务圈 — elderly-care walking coverage for Chinese cities."""
+
+
 def _log(line: str) -> None:
     console.print(f"[dim]·[/dim] {line}", highlight=False)
 

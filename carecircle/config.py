@@ -39,11 +39,12 @@ class _Section(BaseModel):
 
 
 class NetworkConfig(_Section):
-    """Where the walk network comes from: exactly one of ``osm``, ``lines``, ``place``."""
+    """Where the walk network comes from: exactly one of ``osm``, ``lines``, ``place``, ``bbox``."""
 
     osm: Path | None = None
     lines: Path | None = None
     place: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
     layer: str | None = None
     include_private: bool = False
     max_snap_m: float = Field(300.0, gt=0)
@@ -51,9 +52,9 @@ class NetworkConfig(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> "NetworkConfig":
-        given = [k for k in ("osm", "lines", "place") if getattr(self, k) is not None]
+        given = [k for k in ("osm", "lines", "place", "bbox") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of osm, lines, place")
+            raise ValueError("give exactly one of osm, lines, place, bbox")
         return self
 
 

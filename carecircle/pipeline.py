@@ -131,8 +131,10 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         net = network_layer.read_osm(net_cfg.osm, include_private=net_cfg.include_private)
     elif net_cfg.lines is not None:
         net = network_layer.read_lines(net_cfg.lines, layer=net_cfg.layer)
-    else:
+    elif net_cfg.place is not None:
         net = network_layer.download_place(net_cfg.place)
+    else:
+        net = network_layer.download_bbox(net_cfg.bbox)
     target = net.crs
     log(f"路网 network: {net.stats['nodes']:,} nodes, {net.stats['edges']:,} edges ({target.to_string()})")
     area = _study_area(net, net_cfg.max_snap_m)

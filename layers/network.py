@@ -587,17 +587,52 @@ def download_place(query: str, *, target_crs=None) -> Network:
     """
     import osmnx as ox  # heavy import, only for the online path
 
+    return _download(lambda: ox.graph_from_place(query, network_type="walk", retain_all=True),
+                     key="network.place", what=repr(query), source=f"place:{query}", target_crs=target_crs)
+
+
+def download_bbox(bbox: tuple[float, float, float, float], *, target_crs=None) -> Network:
+    """Download the walking network inside a WGS-84 bounding box with osmnx (needs internet).
+
+    Parameters
+    ----------
+    bbox : tuple of float
+        ``(west, south, east, north)`` in degrees, WGS-84.
+    target_crs : optional
+        Projected CRS of the result; default the UTM zone of the network's centre.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    InputError
+        A malformed box, or the download failed (offline, no network there).
+    """
+    west, south, east, north = (float(v) for v in bbox)
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InputError(f"network.bbox: {list(bbox)} is not [west, south, east, north] in degrees")
+    import osmnx as ox  # heavy import, only for the online path
+
+    return _download(lambda: ox.graph_from_bbox((west, south, east, north), network_type="walk", retain_all=True),
+                     key="network.bbox", what=str([west, south, east, north]),
+                     source=f"bbox:{west},{south},{east},{north}", target_crs=target_crs)
+
+
+def _download(fetch, *, key: str, what: str, source: str, target_crs) -> Network:
+    """Run an osmnx download; any failure becomes one line telling the user to use an extract."""
     try:
-        graph = ox.graph_from_place(query, network_type="walk", retain_all=True)
+        graph = fetch()
     except (OSError, ValueError, TypeError) as exc:
         # requests' connection errors are OSErrors; osmnx raises ValueError/TypeError
         # subclasses for unknown places, non-polygon geocodes and empty responses.
         raise InputError(
-            f"network.place: could not download {query!r} from OpenStreetMap "
+            f"{key}: could not download {what} from OpenStreetMap "
             f"({type(exc).__name__}: {_first_line(exc)[:120]}; offline?): "
             "use network: {osm: file} with an extract instead"
         ) from None
-    return network_from_graph(graph, target_crs=target_crs, source=f"place:{query}")
+    return network_from_graph(graph, target_crs=target_crs, source=source)
 
 
 def network_from_graph(graph, *, target_crs=None, source: str = "osmnx graph") -> Network:

@@ -23,6 +23,13 @@ def test_help_lists_the_subcommands() -> None:
         assert word in proc.stdout
 
 
+def test_version() -> None:
+    from carecircle import __version__
+
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"carecircle {__version__}"
+
+
 def test_profiles_lists_the_six_profiles() -> None:
     proc = cli("profiles")
     assert proc.returncode == 0

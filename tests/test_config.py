@@ -66,7 +66,7 @@ def test_relative_paths_follow_the_config_not_the_cwd(folder: Path, monkeypatch)
         (lambda d: d["walk"].update(distanc_m=1), "walk.distanc_m: unknown key"),
         (lambda d: d["walk"].update(minutes=15), "walk: give distance_m or minutes/speed_kmh, not both"),
         (lambda d: d.pop("facilities"), "facilities: required key is missing"),
-        (lambda d: d["network"].update(osm="x.osm"), "network: give exactly one of osm, lines, place"),
+        (lambda d: d["network"].update(osm="x.osm"), "network: give exactly one of osm, lines, place, bbox"),
         (lambda d: d["population"].pop("count_field"), "population: points needs count_field"),
         (lambda d: d["population"].pop("elderly_field"), "population: say how many are elderly"),
         (lambda d: d["output"].update(formats=["summary", "pdf"]), "output.formats: unknown format(s) ['pdf']"),

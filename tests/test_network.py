@@ -548,3 +548,27 @@ def test_download_place_offline_message(tmp_path):
     query = "'新吴区, 无锡市, 中国'"
     assert text.startswith(f"network.place: could not download {query} from OpenStreetMap (")
     assert "offline?" in text and "network: {osm: file}" in text and "\n" not in text
+
+
+def test_download_bbox_offline_message(tmp_path):
+    import osmnx as ox
+
+    if _online():
+        pytest.skip("online: the offline error message cannot be tested here")
+    saved = ox.settings.requests_timeout, ox.settings.cache_folder, ox.settings.overpass_rate_limit
+    # Without the rate-limit status request, which waits 60 s when the status page is unreachable.
+    ox.settings.requests_timeout, ox.settings.cache_folder, ox.settings.overpass_rate_limit = 5, str(tmp_path), False
+    try:
+        with pytest.raises(InputError) as err:
+            nw.download_bbox((120.34, 31.54, 120.36, 31.56))
+    finally:
+        ox.settings.requests_timeout, ox.settings.cache_folder, ox.settings.overpass_rate_limit = saved
+    text = str(err.value)
+    assert text.startswith("network.bbox: could not download [120.34, 31.54, 120.36, 31.56] from OpenStreetMap (")
+    assert "offline?" in text and "network: {osm: file}" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("bbox", [(120.4, 31.5, 120.3, 31.6), (120.3, 95.0, 120.4, 96.0)])
+def test_download_bbox_rejects_a_malformed_box(bbox):
+    with pytest.raises(InputError, match=r"network\.bbox: .* is not \[west, south, east, north\]"):
+        nw.download_bbox(bbox)
