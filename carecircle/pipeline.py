@@ -258,42 +258,16 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
     pop["snapped"] = targets.ok[:n_pop]
     pop["snap_m"] = np.where(targets.ok[:n_pop], targets.access_m[:n_pop], np.nan)
 
-    limit = walk.distance_m * REPORT_LIMIT_FACTOR
     cid = indicators.community_of_points(pop, com).to_numpy()
-    has_points = np.bincount(cid[cid >= 0], minlength=len(com)) > 0
     nearest_rows = []
     services_summary: dict[str, dict] = {}
     for key in profile.services:
-        has = fac[key].to_numpy(bool) & fac_snap.ok
-        idx = np.flatnonzero(has)
-        dist, src = reach.nearest_distance(graph, fac_snap.take(idx), targets, cutoff_m=limit)
+        idx = np.flatnonzero(fac[key].to_numpy(bool) & fac_snap.ok)
+        dist, src = reach.nearest_distance(graph, fac_snap.take(idx), targets,
+                                           cutoff_m=walk.distance_m * REPORT_LIMIT_FACTOR)
         pop[f"dist_{key}_m"] = np.where(np.isfinite(dist[:n_pop]), dist[:n_pop], np.nan)
-        near_d, near_src = _nearest_per_community(cid, dist[:n_pop], src[:n_pop], len(com))
-        # A community without population points is measured from its centre instead.
-        near_d = np.where(has_points, near_d, dist[n_pop:])
-        near_src = np.where(has_points, near_src, src[n_pop:])
-        found = near_src >= 0
-        names = fac["name"].to_numpy()[idx[np.where(found, near_src, 0)]] if len(idx) else np.full(len(com), "")
-        nearest_rows.append(pd.DataFrame({
-            "name": com["name"].to_numpy(),
-            "street": com["street"].to_numpy(),
-            "service": key,
-            "facility": np.where(found, names, ""),
-            "distance_m": np.where(found, near_d, np.nan),
-        }))
-        covered = pop[f"dist_{key}_m"].to_numpy() <= walk.distance_m
-        people, elderly = pop["people"].to_numpy(float), pop["elderly"].to_numpy(float)
-        services_summary[key] = {
-            "label_zh": profile.services[key].label_zh,
-            "label_en": profile.services[key].label_en,
-            "circle_check": bool(profile.services[key].circle),
-            "facilities": int(fac[key].sum()),
-            "facilities_snapped": int(has.sum()),
-            "population_covered": float(people[covered].sum()),
-            "elderly_covered": float(elderly[covered].sum()),
-            "population_covered_share": _share(people[covered].sum(), people.sum()),
-            "elderly_covered_share": _share(elderly[covered].sum(), elderly.sum()),
-        }
+        nearest_rows.append(_nearest_table(com, cid, dist, src, fac["name"].to_numpy()[idx], key))
+        services_summary[key] = _service_summary(pop, fac, key, len(idx), profile, walk.distance_m)
     log("可达性 coverage: " + ", ".join(
         f"{k} {v['elderly_covered_share']:.1%}" for k, v in services_summary.items() if v["circle_check"]
     ) + " of elderly within the circle")
@@ -319,6 +293,47 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         isochrones=iso,
         services=services_summary,
     )
+
+
+def _nearest_table(com: gpd.GeoDataFrame, cid: np.ndarray, dist: np.ndarray, src: np.ndarray,
+                   names: np.ndarray, service: str) -> pd.DataFrame:
+    """Each community's nearest facility of one service and the walk to it.
+
+    ``dist`` / ``src`` hold the population points first, then one centre per community;
+    a community without population points is measured from its centre.
+    """
+    n_pop, n_com = len(cid), len(com)
+    near_d, near_src = _nearest_per_community(cid, dist[:n_pop], src[:n_pop], n_com)
+    has_points = np.bincount(cid[cid >= 0], minlength=n_com) > 0
+    near_d = np.where(has_points, near_d, dist[n_pop:])
+    near_src = np.where(has_points, near_src, src[n_pop:])
+    found = near_src >= 0
+    return pd.DataFrame({
+        "name": com["name"].to_numpy(),
+        "street": com["street"].to_numpy(),
+        "service": service,
+        "facility": np.where(found, names[np.where(found, near_src, 0)] if len(names) else "", ""),
+        "distance_m": np.where(found, near_d, np.nan),
+    })
+
+
+def _service_summary(pop: gpd.GeoDataFrame, fac: gpd.GeoDataFrame, key: str, n_snapped: int,
+                     profile: Profile, cutoff_m: float) -> dict:
+    """The summary.json entry of one service: who lives within the circle."""
+    covered = pop[f"dist_{key}_m"].to_numpy() <= cutoff_m
+    people, elderly = pop["people"].to_numpy(float), pop["elderly"].to_numpy(float)
+    spec = profile.services[key]
+    return {
+        "label_zh": spec.label_zh,
+        "label_en": spec.label_en,
+        "circle_check": bool(spec.circle),
+        "facilities": int(fac[key].sum()),
+        "facilities_snapped": int(n_snapped),
+        "population_covered": float(people[covered].sum()),
+        "elderly_covered": float(elderly[covered].sum()),
+        "population_covered_share": _share(people[covered].sum(), people.sum()),
+        "elderly_covered_share": _share(elderly[covered].sum(), elderly.sum()),
+    }
 
 
 def _nearest_per_community(cid: np.ndarray, dist: np.ndarray, src: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
