@@ -221,26 +221,14 @@ class RunConfig(_Section):
         return fmt == "summary" or fmt in self.output.formats
 
 
-def _resolve_paths(model: BaseModel, base: Path) -> None:
-    """Make every Path field absolute against ``base``, recursively."""
+def _path_fields(model: BaseModel, prefix: str = ""):
+    """Every input-file field below ``model``: ``(owning model, field name, dotted key)``."""
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, Path) and name != "source":
-            setattr(model, name, value if value.is_absolute() else (base / value))
+            yield model, name, f"{prefix}{name}"
         elif isinstance(value, BaseModel):
-            _resolve_paths(value, base)
-
-
-def _missing_files(model: BaseModel, prefix: str = "") -> list[tuple[str, Path]]:
-    missing = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        key = f"{prefix}{name}"
-        if isinstance(value, Path) and name != "source" and not value.exists():
-            missing.append((key, value))
-        elif isinstance(value, BaseModel):
-            missing += _missing_files(value, key + ".")
-    return missing
+            yield from _path_fields(value, f"{prefix}{name}.")
 
 
 def _error_line(path: Path, err: ValidationError) -> str:
@@ -275,12 +263,15 @@ def parse_config(data: dict, *, path: Path) -> RunConfig:
         config = RunConfig.model_validate(data)
     except ValidationError as err:
         raise InputError(_error_line(path, err)) from None
-    _resolve_paths(config, path.parent.resolve())
+    base = path.parent.resolve()
+    for owner, name, key in _path_fields(config):
+        file = getattr(owner, name)
+        if not file.is_absolute():
+            file = base / file
+            setattr(owner, name, file)
+        if not file.exists():
+            raise InputError(f"{path}: {key}: file not found: {file}")
     config.source = path
-    missing = _missing_files(config)
-    if missing:
-        key, file = missing[0]
-        raise InputError(f"{path}: {key}: file not found: {file}")
     return config
 
 
