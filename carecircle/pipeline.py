@@ -490,7 +490,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     Returns
     -------
     list of str
-        The files written, relative to ``out``.
+        The files written, relative to ``out`` (``summary.json`` is the caller's, written last).
     """
     # The profile names its services, its checks and its sub-district unit.
     services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile)
@@ -529,7 +529,6 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
             crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding.upper(),
             labels=labels, services=services,
         )
-    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
@@ -573,7 +572,7 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
             lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
         )
-        summary["outputs"] = files + ([] if "summary.json" in files else ["summary.json"])
+        summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)
         (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
         if out_dir.exists():
