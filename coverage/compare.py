@@ -63,7 +63,7 @@ def _read_run(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if not path.is_dir():
         raise InputError(f"{path}: not a run folder; give the --out folder of a carecircle run")
     files = {name: path / name for name in ("communities.csv", "streets.csv", "summary.json")}
-    for name, f in files.items():
+    for f in files.values():
         if not f.is_file():
             raise InputError(f"{f}: missing; compare needs communities.csv, streets.csv and summary.json from a run")
     com = pd.read_csv(files["communities.csv"], encoding="utf-8-sig")
@@ -88,11 +88,21 @@ def _flatten(d, prefix: str = "") -> dict[str, float]:
     if isinstance(d, dict):
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(d, bool):
-        out[prefix] = float(d)
-    elif isinstance(d, (int, float)):
+    elif isinstance(d, (int, float)):  # bool included: true/false compare as 1/0
         out[prefix] = float(d)
     return out
+
+
+def _changed(long: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose value changed (beyond ``_TOL``) or appeared / disappeared."""
+    return long[(long["delta"].abs() > _TOL) | (long["a"].isna() != long["b"].isna())]
+
+
+def _rows(m: pd.DataFrame, mask: pd.Series, item: str, change: str, a: pd.Series, b: pd.Series) -> pd.DataFrame:
+    """Community change rows for the merged rows ``m[mask]``."""
+    sel = mask.to_numpy()
+    return pd.DataFrame({"street": m["street"][sel], "community": m["name"][sel], "item": item, "change": change,
+                         "a": a[sel].astype(float), "b": b[sel].astype(float)})
 
 
 def _community_changes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -102,10 +112,9 @@ def _community_changes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, 
     counts: dict = {"services": {}, "space": {}, "checks": {},
                     "only_in_a": m.loc[m["_merge"] == "left_only", "name"].astype(str).tolist(),
                     "only_in_b": m.loc[m["_merge"] == "right_only", "name"].astype(str).tolist()}
+    missing = pd.Series(np.nan, index=m.index)
     for side, change in (("left_only", "only_in_a"), ("right_only", "only_in_b")):
-        sel = m[m["_merge"] == side]
-        rows.append(pd.DataFrame({"street": sel["street"], "community": sel["name"], "item": "community", "change": change,
-                                  "a": np.nan, "b": np.nan}))
+        rows.append(_rows(m, m["_merge"] == side, "community", change, missing, missing))
     both = m[m["_merge"] == "both"]
     flags = sorted({c for c in a.columns if c.startswith("flag_")} & {c for c in b.columns if c.startswith("flag_")})
     has_shortfall = "space_shortfall_m2" in a.columns and "space_shortfall_m2" in b.columns
@@ -124,9 +133,7 @@ def _community_changes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, 
             words, item = ("raised", "resolved"), key_
         raised, resolved = ~fa & fb, fa & ~fb
         for mask, word in ((raised, words[0]), (resolved, words[1])):
-            sel = mask.to_numpy()
-            rows.append(pd.DataFrame({"street": both["street"][sel], "community": both["name"][sel], "item": item, "change": word,
-                                      "a": va[sel].astype(float), "b": vb[sel].astype(float)}))
+            rows.append(_rows(both, mask, item, word, va, vb))
         if service:
             counts["services"][service] = {"newly_covered": int(resolved.sum()), "newly_uncovered": int(raised.sum())}
         else:
@@ -140,9 +147,7 @@ def _community_changes(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, 
             "shortfall_reduced": pa & pb & (sb < sa - _TOL), "shortfall_increased": pa & pb & (sb > sa + _TOL),
         }
         for word, mask in kinds.items():
-            sel = mask.to_numpy()
-            rows.append(pd.DataFrame({"street": both["street"][sel], "community": both["name"][sel], "item": "space", "change": word,
-                                      "a": sa[sel], "b": sb[sel]}))
+            rows.append(_rows(both, mask, "space", word, sa, sb))
         counts["space"] = {
             "shortfalls_closed": int(kinds["shortfall_closed"].sum()), "shortfalls_opened": int(kinds["shortfall_opened"].sum()),
             "shortfall_m2_a": float(sa.sum()), "shortfall_m2_b": float(sb.sum()), "delta_m2": float(sb.sum() - sa.sum()),
@@ -160,8 +165,7 @@ def _street_changes(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     long = pd.concat([pd.DataFrame({"street": m["street"], "item": c, "a": m[f"{c}_a"].astype(float), "b": m[f"{c}_b"].astype(float)})
                       for c in num], ignore_index=True) if num else pd.DataFrame(columns=["street", "item", "a", "b"])
     long["delta"] = long["b"] - long["a"]
-    changed = (long["delta"].abs() > _TOL) | (long["a"].isna() != long["b"].isna())
-    return long[changed].reset_index(drop=True)
+    return _changed(long).reset_index(drop=True)
 
 
 def compare_runs(dir_a: str | Path, dir_b: str | Path) -> Comparison:
@@ -193,13 +197,24 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path) -> Comparison:
     city["delta"] = city["b"] - city["a"]
     # Run time and versions always differ and say nothing about the scenario.
     noise = city["item"].str.contains(r"(?:^|\.)(?:runtime|elapsed|seconds|duration|versions?)(?:\.|_|$)", regex=True)
-    city = city[((city["delta"].abs() > _TOL) | (city["a"].isna() != city["b"].isna())) & ~noise].reset_index(drop=True)
+    city = _changed(city[~noise]).reset_index(drop=True)
     return Comparison(str(a_dir), str(b_dir), com, _street_changes(sa, sb), city, counts)
 
 
 def comparison_table(result: Comparison, lang: str = "zh") -> pd.DataFrame:
-    """All changes in one long table (``level``, ``street``, ``community``, ``item``,
-    ``change``, ``a``, ``b``, ``delta``), headers and words in ``lang``."""
+    """All changes in one long table, headers and words in ``lang``.
+
+    Parameters
+    ----------
+    result : Comparison
+    lang : {"zh", "en"}
+
+    Returns
+    -------
+    DataFrame
+        ``level``, ``street``, ``community``, ``item``, ``change``, ``a``, ``b``, ``delta``
+        (headers, levels and change words translated when ``lang="zh"``).
+    """
     parts = [
         result.communities.assign(level="community"),
         result.streets.assign(level="street", community="", change="changed"),

@@ -83,6 +83,7 @@ class WalkGraph:
 
     @property
     def n_edges(self) -> int:
+        """Number of street edges (rows of ``network.edges``), parallel edges included."""
         return len(self.edge_u)
 
 
@@ -152,24 +153,16 @@ def build_graph(network, *, min_component_nodes: int = 50) -> WalkGraph:
 
 
 def _check(n: int, u: np.ndarray, v: np.ndarray, length: np.ndarray, geom: np.ndarray) -> None:
-    bad = (u < 0) | (u >= n) | (v < 0) | (v >= n)
-    if bad.any():
-        raise InputError(
-            f"network: edges row {int(np.flatnonzero(bad)[0])}: u/v is not a node position 0..{n - 1}; "
-            "rebuild the network with carecircle.layers.network"
-        )
-    bad = ~np.isfinite(length) | (length < 0)
-    if bad.any():
-        raise InputError(
-            f"network: edges row {int(np.flatnonzero(bad)[0])}: length_m is missing or negative; "
-            "give every edge a length in metres"
-        )
-    bad = shapely.is_missing(geom) | shapely.is_empty(geom)
-    if bad.any():
-        raise InputError(
-            f"network: edges row {int(np.flatnonzero(bad)[0])}: edge has no geometry; "
-            "every edge needs a LineString from u to v"
-        )
+    """Raise :class:`InputError` on the first edge row that breaks a rule, rules in this order."""
+    rules = (
+        ((u < 0) | (u >= n) | (v < 0) | (v >= n),
+         f"u/v is not a node position 0..{n - 1}; rebuild the network with carecircle.layers.network"),
+        (~np.isfinite(length) | (length < 0), "length_m is missing or negative; give every edge a length in metres"),
+        (shapely.is_missing(geom) | shapely.is_empty(geom), "edge has no geometry; every edge needs a LineString from u to v"),
+    )
+    for bad, what in rules:
+        if bad.any():
+            raise InputError(f"network: edges row {int(np.flatnonzero(bad)[0])}: {what}")
 
 
 def _symmetric_min_csr(n: int, u: np.ndarray, v: np.ndarray, length: np.ndarray) -> tuple[csr_array, int]:
@@ -194,6 +187,10 @@ def _symmetric_min_csr(n: int, u: np.ndarray, v: np.ndarray, length: np.ndarray)
 def edge_vertices(graph: WalkGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The vertex table of all edge geometries, computed once per graph.
 
+    Parameters
+    ----------
+    graph : WalkGraph
+
     Returns
     -------
     coords : numpy.ndarray
@@ -215,3 +212,20 @@ def edge_vertices(graph: WalkGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         cum -= np.repeat(cum[start[:-1]], np.diff(start))
         graph.cache["vertices"] = (coords, start, cum)
     return graph.cache["vertices"]
+
+
+def edge_geom_length(graph: WalkGraph) -> np.ndarray:
+    """Length of each edge geometry (metres), the last entry of its :func:`edge_vertices` ``cum``.
+
+    Parameters
+    ----------
+    graph : WalkGraph
+
+    Returns
+    -------
+    numpy.ndarray
+        One length per edge; it differs from ``edge_len`` (``length_m``, the routing
+        weight) when the network's lengths are not the drawn ones.
+    """
+    _, start, cum = edge_vertices(graph)
+    return cum[start[1:] - 1]

@@ -65,11 +65,48 @@ def _rep_points(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
     return gdf.geometry.representative_point()
 
 
+def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
+    """An optional column as numbers (unparseable → NaN); all NaN when ``df`` lacks it."""
+    return pd.to_numeric(df[col], errors="coerce") if col in df.columns else pd.Series(np.nan, index=df.index)
+
+
+def _first_position(names: pd.Series) -> pd.Series:
+    """Name → row position of its first occurrence (a repeated name maps to its first row)."""
+    pos = pd.Series(np.arange(len(names)), index=names.to_numpy())
+    return pos[~pos.index.duplicated(keep="first")]
+
+
+def _require(table: pd.DataFrame, label: str, columns: list[str]) -> None:
+    """Raise :class:`InputError` when a table handed in by the pipeline lacks ``columns``."""
+    if missing := set(columns) - set(table.columns):
+        raise InputError(f"{label}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
+
+
+def _group_max(cid: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per community ``0..n-1``, the largest of ``values`` (NaN skipped); NaN where there is none."""
+    out = np.full(n, np.nan)
+    g = pd.Series(values).groupby(cid).max()
+    out[g.index.to_numpy()] = g.to_numpy()
+    return out
+
+
 def community_of_points(points: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> pd.Series:
     """Community position (0..n-1) of each point, -1 outside every community.
 
     A point on a shared boundary joins both polygons; it is kept with the first one so that
     no person is counted twice.
+
+    Parameters
+    ----------
+    points : GeoDataFrame
+        Points (population, facilities, ...) in the communities' CRS.
+    communities : GeoDataFrame
+        Community polygons.
+
+    Returns
+    -------
+    pandas.Series of int
+        Aligned with ``points``.
     """
     if len(points) == 0 or len(communities) == 0:
         return pd.Series(-1, index=points.index, dtype=int)
@@ -115,9 +152,7 @@ def _nearest_table(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, 
     out = pd.DataFrame(index=range(n))
     groups = _nearest_groups(profile)
     if nearest is not None:
-        need = {"name", "service", "facility", "distance_m"}
-        if missing := need - set(nearest.columns):
-            raise InputError(f"nearest: missing column(s) {', '.join(sorted(missing))}; expected name, service, facility, distance_m")
+        _require(nearest, "nearest", ["name", "service", "facility", "distance_m"])
         keys = ["name", "street"] if "street" in nearest.columns else ["name"]
         left = communities[keys].reset_index(drop=True).assign(_pos=np.arange(n))
         table = nearest.assign(distance_m=pd.to_numeric(nearest["distance_m"], errors="coerce"))
@@ -143,9 +178,7 @@ def _nearest_table(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, 
 
 def _estate_cid(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> np.ndarray:
     """Community position of each estate: by ``community`` name, else by location."""
-    first_pos = pd.Series(np.arange(len(communities)), index=communities["name"].to_numpy())
-    first_pos = first_pos[~first_pos.index.duplicated(keep="first")]
-    by_name = estates["community"].map(first_pos) if "community" in estates.columns else pd.Series(np.nan, index=estates.index)
+    by_name = estates["community"].map(_first_position(communities["name"])) if "community" in estates.columns else pd.Series(np.nan, index=estates.index)
     by_place = community_of_points(gpd.GeoDataFrame(geometry=_rep_points(estates), crs=estates.crs), communities)
     cid = by_name.fillna(by_place.where(by_place >= 0))
     return cid.fillna(-1).astype(int).to_numpy()
@@ -157,10 +190,15 @@ def _is_new(year: pd.Series, profile: Profile) -> np.ndarray:
     return np.where(y.isna(), unknown_new, y >= profile.space.new_from_year).astype(bool)
 
 
+def _rates(profile: Profile, which: str) -> tuple[float | None, float | None]:
+    """The ``which`` (``min`` or ``target``) m² per 100 households of new and of existing
+    estates; None where the plan states none."""
+    return (getattr(profile.space.new, f"{which}_m2_per_100hh"), getattr(profile.space.existing, f"{which}_m2_per_100hh"))
+
+
 def _rate_parts(hh_new: np.ndarray, hh_old: np.ndarray, profile: Profile, which: str) -> np.ndarray:
     """Required m² from households by age class; NaN where no rate applies to any household."""
-    rn = getattr(profile.space.new, f"{which}_m2_per_100hh")
-    ro = getattr(profile.space.existing, f"{which}_m2_per_100hh")
+    rn, ro = _rates(profile, which)
     req = (hh_new * rn / 100.0 if rn is not None else 0.0) + (hh_old * ro / 100.0 if ro is not None else 0.0)
     checked = (hh_new if rn is not None else 0.0) + (hh_old if ro is not None else 0.0)
     total = hh_new + hh_old
@@ -180,12 +218,10 @@ def _estate_space(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, prof
     sp = profile.space
 
     def by_class(which: str) -> np.ndarray:
-        rn = getattr(sp.new, f"{which}_m2_per_100hh")
-        ro = getattr(sp.existing, f"{which}_m2_per_100hh")
+        rn, ro = _rates(profile, which)
         return np.where(is_new, np.nan if rn is None else rn, np.nan if ro is None else ro).astype(float)
 
     rate, target_rate = by_class("min"), by_class("target")
-    space = estates["space_m2"] if "space_m2" in estates.columns else pd.Series(np.nan, index=estates.index)
     return pd.DataFrame({
         "_cid": _estate_cid(estates, communities),
         "households": hh,
@@ -195,7 +231,7 @@ def _estate_space(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, prof
         "rate": rate,
         "required": hh * rate / 100.0,
         "target": hh * target_rate / 100.0,
-        "provided": pd.to_numeric(space, errors="coerce").to_numpy(dtype=float),
+        "provided": _numeric(estates, "space_m2").to_numpy(dtype=float),
     })
 
 
@@ -396,17 +432,17 @@ def community_indicators(
     out["nearest_basis"] = basis
 
     # ---- people and households ------------------------------------------------------
-    pop_field = pd.to_numeric(com.get("population", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
-    eld_field = pd.to_numeric(com.get("elderly", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
+    pop_field = _numeric(com, "population").to_numpy(dtype=float)
+    eld_field = _numeric(com, "elderly").to_numpy(dtype=float)
     out["population"] = np.where(np.isnan(pop_field), people_sum, pop_field)
     out["elderly"] = np.where(np.isnan(eld_field), eld_sum, eld_field)
 
-    hh_field = pd.to_numeric(com.get("households", pd.Series(np.nan, index=com.index)), errors="coerce").to_numpy(dtype=float)
-    com_new = _is_new(com.get("built_year", pd.Series(np.nan, index=com.index)), profile)
+    hh_field = _numeric(com, "households").to_numpy(dtype=float)
+    com_new = _is_new(_numeric(com, "built_year"), profile)
     est_hh = np.zeros(n)
     est_new = np.zeros(n)
     est_space = np.full(n, np.nan)
-    est_max_space = np.full(n, np.nan)
+    est_max_space = np.full(n, np.nan)  # the largest estate room, for the pooled rule
     has_est_hh = np.zeros(n, dtype=bool)
     # Per-estate parts of the space check (逐小区): required, provided and the sum of the
     # estates' own shortfalls, over the estates whose class is checked estate by estate.
@@ -423,19 +459,22 @@ def community_indicators(
         est_hh = np.bincount(ec[known], weights=e_hh[known], minlength=n)
         est_new = np.bincount(ec[known], weights=(e_hh * e["is_new"].to_numpy())[known], minlength=n)
         has_est_hh = np.bincount(ec[known], minlength=n) > 0
-        g = e["provided"].groupby(ec)
-        total = g.sum(min_count=1)
+        total = e["provided"].groupby(ec).sum(min_count=1)
         est_space[total.index.to_numpy()] = total.to_numpy()
-        est_max_space[g.max().index.to_numpy()] = g.max().to_numpy()
+        est_max_space = _group_max(ec, e["provided"].to_numpy(), n)
         use_est = _uses_estate_space(est, n, profile)
         short, short_t = (x[keep] for x in _estate_shortfalls(est, use_est))
         n_short = np.bincount(ec, weights=np.nan_to_num(short) > TOLERANCE, minlength=n)
         pe = e["per_estate"].to_numpy() & ~np.isnan(short)
-        pe_required = np.bincount(ec[pe], weights=e["required"].to_numpy()[pe], minlength=n)
-        pe_provided = np.bincount(ec[pe], weights=np.nan_to_num(e["provided"].to_numpy()[pe]), minlength=n)
-        pe_short = np.bincount(ec[pe], weights=short[pe], minlength=n)
-        pe_short_t = np.bincount(ec[pe], weights=short_t[pe], minlength=n)
-        pe_target = np.bincount(ec[pe], weights=e["target"].to_numpy()[pe], minlength=n)
+
+        def per_estate_sum(values: np.ndarray) -> np.ndarray:
+            return np.bincount(ec[pe], weights=values[pe], minlength=n)
+
+        pe_required = per_estate_sum(e["required"].to_numpy())
+        pe_provided = per_estate_sum(np.nan_to_num(e["provided"].to_numpy()))
+        pe_short = per_estate_sum(short)
+        pe_short_t = per_estate_sum(short_t)
+        pe_target = per_estate_sum(e["target"].to_numpy())
     hh_from_pop = out["population"].to_numpy(dtype=float) / profile.household_size
     households = np.where(has_est_hh, est_hh, np.where(np.isnan(hh_field), hh_from_pop, hh_field))
     out["households"] = households
@@ -456,9 +495,7 @@ def community_indicators(
     else:
         fac_space = _circle_space(com, facilities, qual, area, cutoff, reach)
     sel = qual & (fcid >= 0) & ~np.isnan(area)
-    fac_max = np.full(n, np.nan)
-    g = pd.Series(area[sel]).groupby(fcid[sel]).max()
-    fac_max[g.index.to_numpy()] = g.to_numpy()
+    fac_max = _group_max(fcid[sel], area[sel], n)
 
     # ---- floor space: required vs provided -------------------------------------------
     out["space_required_m2"] = _rate_parts(hh_new, hh_old, profile, "min")
@@ -478,10 +515,7 @@ def community_indicators(
     st = service_mask(facilities, profile, profile.station.services) & (fcid >= 0)
     out["n_stations"] = np.bincount(fcid[st], minlength=n)
     st_area = st & ~np.isnan(area)
-    largest = np.full(n, np.nan)
-    g = pd.Series(area[st_area]).groupby(fcid[st_area]).max()
-    largest[g.index.to_numpy()] = g.to_numpy()
-    out["largest_station_m2"] = largest
+    out["largest_station_m2"] = _group_max(fcid[st_area], area[st_area], n)
 
     pc_rule = profile.per_capita
     out["per_capita_required_m2"] = (
@@ -497,11 +531,8 @@ def _circle_space(com: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, qual: np.
     n = len(com)
     fac = pd.DataFrame({"fid": facilities["fid"].to_numpy(), "_area": np.nan_to_num(area)})[qual]
     if reach is not None:
-        need = {"name", "fid", "distance_m"}
-        if missing := need - set(reach.columns):
-            raise InputError(f"reach: missing column(s) {', '.join(sorted(missing))}; expected name, fid, distance_m")
-        pos = pd.Series(np.arange(n), index=com["name"].to_numpy())
-        pos = pos[~pos.index.duplicated(keep="first")]
+        _require(reach, "reach", ["name", "fid", "distance_m"])
+        pos = _first_position(com["name"])
         r = reach.loc[pd.to_numeric(reach["distance_m"], errors="coerce") <= cutoff, ["name", "fid"]]
         r = r.assign(_cid=r["name"].map(pos)).dropna(subset=["_cid"]).merge(fac, on="fid")
     else:

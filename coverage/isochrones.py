@@ -36,8 +36,8 @@ import shapely
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from carecircle.coverage.graph import WalkGraph, edge_vertices
-from carecircle.coverage.reach import Augmented, augment
+from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
+from carecircle.coverage.reach import Augmented, augment, chain_pieces
 from carecircle.coverage.snap import Snapped
 from carecircle.layers.report import InputError
 
@@ -85,9 +85,7 @@ def reach_lines(graph: WalkGraph, sources: Snapped, facility_ids=None, *, cutoff
     aug = augment(graph, sources)
     seg = _Segments(graph, aug)
     if per == "nearest":
-        d, _, src = dijkstra(aug.csr, directed=True, indices=aug.virtual, min_only=True,
-                             limit=cutoffs.max(), return_predecessors=True)
-        owner = np.where(src >= 0, src - aug.n_base - aug.n_split, -1)
+        d, owner = aug.nearest_source(cutoffs.max())
         sid = np.arange(seg.n)
         d_a, d_b = d[seg.a], d[seg.b]
         own_a, own_b = owner[seg.a], owner[seg.b]
@@ -157,8 +155,13 @@ def dissolve_isochrones(graph: WalkGraph, sources: Snapped, *, cutoffs_m, buffer
                         method: str = "buffer", service: str = "", speed_kmh: float = 4.0) -> gpd.GeoDataFrame:
     """The union of a service's isochrones, one polygon per cut-off, from one multi-source search.
 
-    Parameters are those of :func:`facility_isochrones`. ``facility_fid`` is ``-1``;
-    ``kind`` is ``"dissolved"``.
+    Parameters are those of :func:`facility_isochrones` (no ``facility_ids``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The columns of :func:`facility_isochrones`; ``facility_fid`` is ``-1`` and ``kind``
+        is ``"dissolved"``.
     """
     lines = reach_lines(graph, sources, None, cutoffs_m=cutoffs_m, per="nearest")
     lines["facility_fid"] = -1
@@ -171,6 +174,13 @@ def catchments(graph: WalkGraph, sources: Snapped, facility_ids, *, cutoffs_m, b
 
     Parameters are those of :func:`facility_isochrones`; each reached street piece belongs
     to the facility with the shortest walk to it.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The columns of :func:`facility_isochrones`, one polygon per reaching facility and
+        cut-off; neighbouring catchments overlap by up to the buffer width along their
+        shared boundary.
     """
     lines = reach_lines(graph, sources, facility_ids, cutoffs_m=cutoffs_m, per="nearest")
     return _polygons(lines, ["facility_fid", "cutoff_m"], "catchment", buffer_m, method, service, speed_kmh)
@@ -210,17 +220,12 @@ class _Segments:
         split = np.zeros(graph.n_edges, dtype=bool)
         split[aug.split_edge] = True
         plain = np.flatnonzero(~split)
-        k = aug.n_split
-        first = np.ones(k, dtype=bool)
-        first[1:] = aug.split_edge[1:] != aug.split_edge[:-1]
-        last = np.ones(k, dtype=bool)
-        last[:-1] = first[1:]
-        se, so, sn = aug.split_edge, aug.split_off, aug.split_node
-        self.a = np.concatenate([graph.edge_u[plain], np.where(first, graph.edge_u[se], np.roll(sn, 1)), sn[last]])
-        self.b = np.concatenate([graph.edge_v[plain], sn, graph.edge_v[se[last]]])
-        self.edge = np.concatenate([plain, se, se[last]])
-        self.off0 = np.concatenate([np.zeros(len(plain)), np.where(first, 0.0, np.roll(so, 1)), so[last]])
-        self.off1 = np.concatenate([graph.edge_len[plain], so, graph.edge_len[se[last]]])
+        a, b, edge, off0, off1 = chain_pieces(graph, aug.split_edge, aug.split_off, aug.split_node)
+        self.a = np.concatenate([graph.edge_u[plain], a])
+        self.b = np.concatenate([graph.edge_v[plain], b])
+        self.edge = np.concatenate([plain, edge])
+        self.off0 = np.concatenate([np.zeros(len(plain)), off0])
+        self.off1 = np.concatenate([graph.edge_len[plain], off1])
         self.length = self.off1 - self.off0
         self.n = len(self.a)
 
@@ -350,7 +355,7 @@ def _reached_segments(aug: Augmented, seg: _Segments, row, node, dist):
 def _substrings(graph: WalkGraph, edge: np.ndarray, start_m: np.ndarray, end_m: np.ndarray) -> np.ndarray:
     """LineStrings of edge parts ``[start_m, end_m]`` (walk metres from u), vectorised."""
     coords, vstart, cum = edge_vertices(graph)
-    glen = cum[vstart[1:] - 1][edge]
+    glen = edge_geom_length(graph)[edge]
     scale = np.divide(glen, graph.edge_len[edge], out=np.zeros(len(edge)), where=graph.edge_len[edge] > 0)
     g0, g1 = start_m * scale, end_m * scale  # in geometry metres
     p0 = shapely.get_coordinates(shapely.line_interpolate_point(graph.edge_geom[edge], g0))

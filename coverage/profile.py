@@ -222,7 +222,13 @@ def _profiles_dir():
 
 
 def list_profiles() -> list[str]:
-    """Names of the built-in profiles."""
+    """Names of the built-in profiles.
+
+    Returns
+    -------
+    list of str
+        Sorted file stems of ``configs/profiles/*.yaml``.
+    """
     return sorted(p.name[:-5] for p in _profiles_dir().iterdir() if p.name.endswith(".yaml"))
 
 

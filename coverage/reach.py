@@ -73,15 +73,47 @@ class Augmented:
 
     @property
     def n_nodes(self) -> int:
+        """Network, split and virtual nodes together."""
         return self.csr.shape[0]
 
     @property
     def virtual(self) -> np.ndarray:
+        """Node ids of the virtual (source) nodes, in ``source_pos`` order."""
         return self.n_base + self.n_split + np.arange(len(self.source_pos))
+
+    def nearest_source(self, limit: float) -> tuple[np.ndarray, np.ndarray]:
+        """One multi-source search from every virtual node (``min_only``).
+
+        Parameters
+        ----------
+        limit : float
+            Search cut-off in metres (may be ``inf``).
+
+        Returns
+        -------
+        dist : numpy.ndarray
+            Per node, the walk distance to the nearest source (``inf`` beyond ``limit``).
+        row : numpy.ndarray
+            Per node, the nearest source as a row of ``source_pos``, ``-1`` if unreached.
+        """
+        d, _, src = dijkstra(self.csr, directed=True, indices=self.virtual, min_only=True,
+                             limit=limit, return_predecessors=True)
+        return d, np.where(src >= 0, src - self.n_base - self.n_split, -1)
 
 
 def augment(graph: WalkGraph, sources: Snapped) -> Augmented:
-    """Insert the usable (``ok``) sources into the walk graph (see the module notes)."""
+    """Insert the usable (``ok``) sources into the walk graph (see the module notes).
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    sources : Snapped
+        Entries with ``ok=False`` are left out.
+
+    Returns
+    -------
+    Augmented
+    """
     pos = np.flatnonzero(sources.ok)
     e = sources.edge[pos]
     off = sources.offset_m[pos]
@@ -107,15 +139,8 @@ def augment(graph: WalkGraph, sources: Snapped) -> Augmented:
     attach[interior] = attach_interior
 
     # Chains u – s1 – … – sk – v over each split edge, both directions.
-    first = np.ones(k, dtype=bool)
-    first[1:] = split_edge[1:] != split_edge[:-1]
-    last = np.ones(k, dtype=bool)
-    last[:-1] = first[1:]
-    prev_node = np.where(first, graph.edge_u[split_edge], np.roll(split_node, 1))
-    prev_off = np.where(first, 0.0, np.roll(split_off, 1))
-    a = np.concatenate([prev_node, split_node[last]])
-    b = np.concatenate([split_node, graph.edge_v[split_edge[last]]])
-    w = np.concatenate([split_off - prev_off, graph.edge_len[split_edge[last]] - split_off[last]])
+    a, b, _, off0, off1 = chain_pieces(graph, split_edge, split_off, split_node)
+    w = off1 - off0
 
     virtual = n + k + np.arange(len(pos))
     rows = np.concatenate([a, b, virtual])
@@ -130,6 +155,36 @@ def augment(graph: WalkGraph, sources: Snapped) -> Augmented:
     node_x[split_node[split_id]] = sx[interior][order]
     node_y[split_node[split_id]] = sy[interior][order]
     return Augmented(csr, n, k, pos, split_edge, split_off, split_node, node_x, node_y)
+
+
+def chain_pieces(graph: WalkGraph, split_edge: np.ndarray, split_off: np.ndarray, split_node: np.ndarray):
+    """The pieces ``u – s1``, ``s1 – s2``, …, ``sk – v`` of the chains over split edges.
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    split_edge, split_off, split_node : numpy.ndarray
+        Split nodes sorted by (edge, offset), as in :class:`Augmented`.
+
+    Returns
+    -------
+    a, b : numpy.ndarray
+        Node at the start and at the end of each piece.
+    edge : numpy.ndarray
+        The split edge the piece lies on.
+    off0, off1 : numpy.ndarray
+        Offsets of ``a`` and ``b`` along that edge (metres from its ``u``).
+    """
+    first = np.ones(len(split_edge), dtype=bool)
+    first[1:] = split_edge[1:] != split_edge[:-1]
+    last = np.ones(len(split_edge), dtype=bool)
+    last[:-1] = first[1:]
+    a = np.concatenate([np.where(first, graph.edge_u[split_edge], np.roll(split_node, 1)), split_node[last]])
+    b = np.concatenate([split_node, graph.edge_v[split_edge[last]]])
+    edge = np.concatenate([split_edge, split_edge[last]])
+    off0 = np.concatenate([np.where(first, 0.0, np.roll(split_off, 1)), split_off[last]])
+    off1 = np.concatenate([split_off, graph.edge_len[split_edge[last]]])
+    return a, b, edge, off0, off1
 
 
 def _add_entries(base: csr_array, rows, cols, weights, m: int) -> csr_array:
@@ -189,8 +244,7 @@ def nearest_distance(graph: WalkGraph, sources: Snapped, targets: Snapped, *, cu
     if not sources.ok.any() or not targets.ok.any():
         return dist, who
     aug = augment(graph, sources)
-    d, _, src = dijkstra(aug.csr, directed=True, indices=aug.virtual, min_only=True,
-                         limit=cutoff_m, return_predecessors=True)
+    d, row = aug.nearest_source(cutoff_m)
     t = np.flatnonzero(targets.ok)
     left, left_off, right, right_off = anchors(graph, aug, targets.edge[t], targets.offset_m[t])
     via_left = d[left] + (targets.offset_m[t] - left_off)
@@ -200,15 +254,28 @@ def nearest_distance(graph: WalkGraph, sources: Snapped, targets: Snapped, *, cu
     node = np.where(use_right, right, left)
     reached = np.isfinite(best) & (best <= cutoff_m)
     dist[t[reached]] = best[reached]
-    who[t[reached]] = aug.source_pos[src[node[reached]] - aug.n_base - aug.n_split]
+    who[t[reached]] = aug.source_pos[row[node[reached]]]
     return dist, who
 
 
 def anchors(graph: WalkGraph, aug: Augmented, edge: np.ndarray, offset: np.ndarray):
-    """The chain nodes around positions on edges: (left node, its offset, right node, its offset).
+    """The chain nodes around positions on edges.
 
     Left is the last split node at or before ``offset`` on the edge (else ``u``, offset 0);
     right is the first split node after it (else ``v``, offset ``length_m``).
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    aug : Augmented
+        The graph with the sources inserted (:func:`augment`).
+    edge, offset : numpy.ndarray
+        Query positions: edge index and metres from its ``u`` (e.g. snapped targets).
+
+    Returns
+    -------
+    left, left_off, right, right_off : numpy.ndarray
+        Per query, the left anchor node and its offset, the right anchor node and its offset.
     """
     left = graph.edge_u[edge].copy()
     left_off = np.zeros(len(edge))

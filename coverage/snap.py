@@ -17,16 +17,15 @@ more, a few rounds at most.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 
 import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from carecircle.coverage.graph import WalkGraph, edge_vertices
+from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
 from carecircle.layers.report import InputError
 
 # Longest piece of edge geometry in the snap index. Shorter pieces tighten the search bound
@@ -75,7 +74,7 @@ class Snapped:
 
     def take(self, index) -> Snapped:
         """The entries at ``index`` (positions or a bool mask), e.g. one service's facilities."""
-        return Snapped(*(getattr(self, f)[index] for f in ("edge", "offset_m", "access_m", "ok", "reason", "x", "y")))
+        return Snapped(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 def snap_points(graph: WalkGraph, points, *, max_snap_m: float = 300.0) -> Snapped:
@@ -227,7 +226,7 @@ def _snap_index(graph: WalkGraph) -> _SnapIndex:
     if "snap_index" in graph.cache:
         return graph.cache["snap_index"]
     coords, start, cum = edge_vertices(graph)
-    geom_len = cum[start[1:] - 1] if graph.n_edges else np.zeros(0)
+    geom_len = edge_geom_length(graph)
     # Straight segments between consecutive vertices of snappable edges.
     counts = np.diff(start)
     owner = np.repeat(np.arange(graph.n_edges), counts)

@@ -179,7 +179,18 @@ def checks(profile: Profile, cutoff_m: float | None = None) -> list[Check]:
 
 
 def community_flag_columns(profile: Profile) -> list[str]:
-    """Flag columns on the communities table (always present, False when not applied)."""
+    """Flag columns on the communities table (always present, False when not applied).
+
+    Parameters
+    ----------
+    profile : Profile
+
+    Returns
+    -------
+    list of str
+        ``flag_no_<s>`` per circle service, then ``flag_space``, ``flag_pooled_space``,
+        ``flag_no_station``, ``flag_station_size``, ``flag_per_capita``.
+    """
     keys = [f"no_{s}" for s in profile.circle_services] + ["space", "pooled_space", "no_station", "station_size", "per_capita"]
     return [f"flag_{k}" for k in keys]
 
@@ -272,11 +283,10 @@ def check_communities(indicators: gpd.GeoDataFrame, profile: Profile, *, cutoff_
     """
     com = indicators.reset_index(drop=True).copy()
     fails = _community_failures(com, profile, cutoff_m, lang)
-    for col in community_flag_columns(profile):
-        com[col] = False
+    flag_cols = community_flag_columns(profile)
+    com[flag_cols] = False
     for key, grp in fails.groupby("check", sort=False):
         com.loc[grp["_pos"].to_numpy(), f"flag_{key}"] = True
-    flag_cols = community_flag_columns(profile)
     com["n_flags"] = com[flag_cols].sum(axis=1).astype(int)
     worst = _sort_actions(fails).drop_duplicates("_pos", keep="first")
     com["worst_check"] = ""
@@ -373,14 +383,14 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
     fj = fj[~fj.index.duplicated(keep="first")]
     pos = fj.index.to_numpy()
     sd = profile.sub_district
-    centre = service_mask(facilities, profile, sd.centre_services)[pos]
+    all_centres = service_mask(facilities, profile, sd.centre_services)
+    centre = all_centres[pos]
     out["n_street_centres"] = np.bincount(fj["_s"].to_numpy()[centre], minlength=len(out))
     out["has_street_centre"] = out["n_street_centres"] > 0
     out["flag_no_street_centre"] = sd.centre_required & ~out["has_street_centre"]
     # The nearest centre for a sub-district without one (就近): straight line from its boundary.
     out["nearest_street_centre"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["nearest_street_centre_m"] = np.nan
-    all_centres = service_mask(facilities, profile, sd.centre_services)
     if all_centres.any() and len(out):
         cf = gpd.GeoDataFrame({"_fac": facilities["name"].to_numpy()[all_centres]}, geometry=facilities.geometry.to_numpy()[all_centres],
                               crs=facilities.crs)
@@ -521,37 +531,37 @@ def city_totals(communities: pd.DataFrame, streets: pd.DataFrame, profile: Profi
     cutoff = float(profile.walk_distance_m if cutoff_m is None else cutoff_m)
     n = len(communities)
     services = {}
+    if population is not None:
+        people = pd.to_numeric(population["people"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        eld = pd.to_numeric(population["elderly"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    else:
+        people = communities["population"].astype(float).fillna(0).to_numpy()
+        eld = communities["elderly"].astype(float).fillna(0).to_numpy()
     for s in profile.circle_services:
         if population is not None:
-            people = pd.to_numeric(population["people"], errors="coerce").fillna(0).to_numpy(dtype=float)
-            eld = pd.to_numeric(population["elderly"], errors="coerce").fillna(0).to_numpy(dtype=float)
             d = pd.to_numeric(population[f"dist_{s}_m"], errors="coerce").to_numpy(dtype=float)
             cov = (np.nan_to_num(d, nan=np.inf) <= cutoff).astype(float)
-            p_cov, e_cov = people, eld
+            p_cov, e_cov = people * cov, eld * cov
         else:
-            people = communities["population"].astype(float).fillna(0).to_numpy()
-            eld = communities["elderly"].astype(float).fillna(0).to_numpy()
             p_cov = people * communities[f"population_covered_share_{s}"].astype(float).fillna(0).to_numpy()
             e_cov = eld * communities[f"elderly_covered_share_{s}"].astype(float).fillna(0).to_numpy()
-            cov = np.ones(len(people))
         covered = int((~communities[f"flag_no_{s}"].astype(bool)).sum())
         share = covered / n if n else float("nan")
         t = profile.target(s)
         services[s] = {
-            "population_covered_share": float((p_cov * cov).sum() / people.sum()) if people.sum() > 0 else None,
-            "elderly_covered_share": float((e_cov * cov).sum() / eld.sum()) if eld.sum() > 0 else None,
+            "population_covered_share": float(p_cov.sum() / people.sum()) if people.sum() > 0 else None,
+            "elderly_covered_share": float(e_cov.sum() / eld.sum()) if eld.sum() > 0 else None,
             "communities_covered": covered, "communities_covered_share": share,
             "target_share": t.share, "meets_target": bool(share >= t.share - TOLERANCE), "target_source": t.source,
         }
     flag_cols = [c for c in communities.columns if c.startswith("flag_")]
     by_check = {c[5:]: int(communities[c].astype(bool).sum()) for c in flag_cols}
     by_check.update({c[5:]: int(streets[c].astype(bool).sum()) for c in ("flag_no_street_centre", "flag_large_centres")})
-    sp = communities
     space = {
-        "required_m2": _fsum(sp["space_required_m2"]), "target_m2": _fsum(sp["space_target_m2"]),
-        "provided_m2": _fsum(sp["space_provided_m2"]), "shortfall_m2": _fsum(sp["space_shortfall_m2"]),
-        "target_shortfall_m2": _fsum(sp["space_target_shortfall_m2"]),
-        "communities_short": int(sp["flag_space"].astype(bool).sum()),
+        "required_m2": _fsum(communities["space_required_m2"]), "target_m2": _fsum(communities["space_target_m2"]),
+        "provided_m2": _fsum(communities["space_provided_m2"]), "shortfall_m2": _fsum(communities["space_shortfall_m2"]),
+        "target_shortfall_m2": _fsum(communities["space_target_shortfall_m2"]),
+        "communities_short": int(communities["flag_space"].astype(bool).sum()),
     }
     st = communities["n_stations"].astype(int)
     stations = {

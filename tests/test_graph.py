@@ -7,7 +7,7 @@ import pytest
 import shapely
 from test_reach import make_network
 
-from carecircle.coverage.graph import build_graph, edge_vertices
+from carecircle.coverage.graph import build_graph, edge_geom_length, edge_vertices
 from carecircle.layers.report import InputError
 
 
@@ -64,6 +64,25 @@ def test_edge_vertices_table():
     assert start.tolist() == [0, 3]
     np.testing.assert_allclose(cum, [0, 40, 70])
     np.testing.assert_allclose(coords[1], [0, 40])
+
+    # The geometry length (70 m) is the last cum entry of the edge, not length_m.
+    net.edges["length_m"] = 5.0
+    np.testing.assert_allclose(edge_geom_length(build_graph(net, min_component_nodes=1)), [70.0])
+
+
+def test_bad_edges_name_the_first_bad_row_in_one_line():
+    net = two_parts()
+    net.edges.loc[3, "geometry"] = None
+    with pytest.raises(InputError) as err:
+        build_graph(net)
+    assert str(err.value) == "network: edges row 3: edge has no geometry; every edge needs a LineString from u to v"
+    net = two_parts()
+    net.edges.loc[[2, 5], "length_m"] = np.nan
+    net.edges.loc[4, "v"] = 63  # u/v is checked before lengths
+    with pytest.raises(InputError) as err:
+        build_graph(net)
+    assert str(err.value) == ("network: edges row 4: u/v is not a node position 0..62; "
+                              "rebuild the network with carecircle.layers.network")
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,18 @@ def test_missing_distance_column_is_an_input_error():
         run(nearest=nearest().drop(columns="facility"))
 
 
+def test_missing_table_columns_are_named_in_one_line(tmp_path):
+    with pytest.raises(InputError) as err:
+        run(nearest=nearest().drop(columns=["service", "distance_m"]))
+    assert str(err.value) == "nearest: missing column(s) distance_m, service; expected name, service, facility, distance_m"
+    (tmp_path / "p.yaml").write_text("extends: wuxi\nspace: {count_facilities: circle}\n", encoding="utf-8")
+    reach = pd.DataFrame({"name": ["甲社区"], "distance_m": [300.0]})
+    with pytest.raises(InputError) as err:
+        community_indicators(communities(), population(), facilities(), load_profile(tmp_path / "p.yaml"),
+                             nearest=nearest(), reach=reach)
+    assert str(err.value) == "reach: missing column(s) fid; expected name, fid, distance_m"
+
+
 def test_point_on_shared_boundary_counted_once():
     pop = population()
     pop.loc[len(pop)] = [1000.0, 1000.0, 50.0, 50.0, Point(1000, 500)]
