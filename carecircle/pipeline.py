@@ -526,7 +526,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         export.write_package(
             out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
                   "uncovered": pop_out[~covered]},
-            crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding.upper(),
+            crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
             labels=labels, services=services,
         )
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())

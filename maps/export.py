@@ -110,6 +110,16 @@ def resolve_crs(spec: str | pyproj.CRS, layers: Mapping[str, gpd.GeoDataFrame]) 
         "auto", "EPSG:4326"/"wgs84", "EPSG:4490"/"cgcs2000", "EPSG:45xx" or any CRS pyproj reads.
     layers : mapping
         The layers to be written (for ``auto``).
+
+    Returns
+    -------
+    pyproj.CRS
+
+    Raises
+    ------
+    InputError
+        For a name pyproj does not know, GCJ-02/BD-09 (no ``.prj`` can say them), or ``auto``
+        with no layer to take the longitude from.
     """
     if isinstance(spec, pyproj.CRS):
         return spec
@@ -161,7 +171,7 @@ def _dbf_text(frame: pd.DataFrame, layer: str, codec: str, encoding: str) -> tup
         values = frame[col]
         text = values.dropna().astype(str)
         try:
-            nbytes = text.map(lambda v: len(v.encode(codec)))
+            nbytes = text.str.encode(codec).str.len()
         except UnicodeEncodeError:
             for pos, v in text.items():
                 try:
@@ -238,6 +248,7 @@ def write_package(
     result = {"dir": shp_dir, "crs": f"{auth[0]}:{auth[1]}" if auth else target.to_string(),
               "encoding": enc, "layers": {}, "skipped": []}
     alias_rows = []
+    labeller = L.Labels("zh", labels, services)
     for name, gdf in layers.items():
         if not LAYER_NAME.match(name):
             raise InputError(f"export: layer name {name!r}: use ASCII letters, digits, _ or - (it becomes a file name)")
@@ -263,12 +274,13 @@ def write_package(
         with open(path.with_suffix(".dbf"), "r+b") as dbf:
             dbf.seek(29)
             dbf.write(bytes([ldid]))
-        lab = L.Labels("zh", labels, services).pairs([c for c in gdf.columns if c != gdf.geometry.name],
-                                                     own_first=name in L.OWN_LAYERS)
+        lab = labeller.pairs(gdf.columns.drop(gdf.geometry.name), own_first=name in L.OWN_LAYERS)
+        # A split text's continuation columns are labelled as parts of the column they continue.
+        continues = {f"{col}_part{i}": (col, i) for col, k in split.items() for i in range(2, k + 1)}
         for column, field in short.items():
-            base, part = re.match(r"^(.*?)(?:_part(\d+))?$", column).groups()
-            zh, en = lab.get(column, lab.get(base, (column, column)))
-            if part and base in split:
+            base, part = continues.get(column, (column, None))
+            zh, en = lab[base]
+            if part:
                 zh, en = f"{zh}（续{part}）", f"{en} (part {part})"
             alias_rows.append({"layer": name, "field": field, "column": column, "label_zh": zh, "label_en": en,
                                "type": str(attrs[column].dtype)})
@@ -321,6 +333,11 @@ def write_geopackage(path: str | os.PathLike, layers: Mapping[str, gpd.GeoDataFr
     crs : str or pyproj.CRS, optional
         Reproject every layer (same choices as :func:`write_package`); default: keep each
         layer's CRS.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,6 +376,7 @@ def write_tables(
     Parameters
     ----------
     out_dir : path-like
+        The run's output folder (created if missing).
     tables : mapping of str to pandas.DataFrame
         A geometry column, if any, is left out.
     labels : mapping, optional
@@ -377,9 +395,10 @@ def write_tables(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
+    labeller = L.Labels(lang, labels, services)
     for name, table in tables.items():
         frame = pd.DataFrame(table.drop(columns=table.geometry.name) if isinstance(table, gpd.GeoDataFrame) else table)
-        lab = L.Labels(lang, labels, services).pairs(frame.columns)
+        lab = labeller.pairs(frame.columns)
         csv = frame.copy()
         for col in csv.columns[csv.dtypes == bool]:
             csv[col] = np.where(csv[col], "true", "false")

@@ -36,7 +36,6 @@ Design choices, and why:
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import warnings
@@ -190,6 +189,17 @@ def fmt_measure(value, unit) -> str:
     """An action-list quantity with its unit: ``0%``, ``448.5 m²``, ``1 处``; "—" when missing.
 
     Whole numbers and values of 1,000 or more are shown without decimals, others with one.
+
+    Parameters
+    ----------
+    value : float or None
+        An action's ``value``, ``required`` or ``shortfall``; inf shows as "∞".
+    unit : str or None
+        The action's ``unit``; "%" follows the number directly, any other unit after a space.
+
+    Returns
+    -------
+    str
     """
     if value is None or pd.isna(value):
         return "—"
@@ -236,7 +246,6 @@ def _check_blocks(actions: pd.DataFrame | None, keys: pd.DataFrame, lab: L.Label
                                     "unit", "standard", "source"])
     acts["_street"], acts["_community"] = acts["street"].fillna("").astype(str), acts["community"].fillna("").astype(str)
     items: dict[tuple[str, str], list[str]] = {}
-    colon = ": " if lab.lang == "en" else "："
     # One action per failed check: a district has tens to hundreds, not a hot path.
     for _, a in acts.iterrows():
         unit = a["unit"]
@@ -247,7 +256,7 @@ def _check_blocks(actions: pd.DataFrame | None, keys: pd.DataFrame, lab: L.Label
             parts.append(f'{lab.text("short")} {fmt_measure(a["shortfall"], unit)}')
         measure = (", " if lab.lang == "en" else "，").join(parts)
         detail = "".join(
-            f'<div class="cc-std">{html.escape(lab.text(k))}{colon}{_esc(a[k])}</div>'
+            f'<div class="cc-std">{html.escape(lab.titled(lab.text(k), a[k]))}</div>'
             for k in ("standard", "source") if isinstance(a[k], str) and a[k]
         )
         items.setdefault((a["_street"], a["_community"]), []).append(
@@ -261,7 +270,19 @@ def _check_blocks(actions: pd.DataFrame | None, keys: pd.DataFrame, lab: L.Label
 
 def check_label(action: pd.Series, lab: L.Labels) -> str:
     """An action's check in ``lab``'s language: the analysis' label of its ``check`` key, else
-    the action list's own ``check_label`` (written in the run's language)."""
+    the action list's own ``check_label`` (written in the run's language).
+
+    Parameters
+    ----------
+    action : pandas.Series
+        One row of the action list, with ``check`` and ``check_label`` (either may be NaN).
+    lab : Labels
+
+    Returns
+    -------
+    str
+        "" when the row names no check at all.
+    """
     own = action["check_label"] if isinstance(action["check_label"], str) else ""
     return lab.check(action["check"], own) if isinstance(action["check"], str) and action["check"] else own
 
@@ -289,12 +310,31 @@ def _service_styles(services: Mapping) -> dict[str, tuple[str, str]]:
     return {k: (SERVICE_COLOURS[i % len(SERVICE_COLOURS)], SERVICE_SHAPES[i % len(SERVICE_SHAPES)]) for i, k in enumerate(keys)}
 
 
-def check_colours(checks) -> dict[str, str]:
-    """Fill colour per ``worst_check`` key: fixed for the contract's checks, then a palette."""
-    out = dict(CHECK_COLOURS)
-    extra = sorted(set(checks) - set(out))
-    out.update({c: OTHER_CHECK_COLOURS[i % len(OTHER_CHECK_COLOURS)] for i, c in enumerate(extra)})
-    return out
+def check_styles(worst: pd.Series, lab: L.Labels) -> tuple[pd.Series, list[tuple[str, str]]]:
+    """Colours of communities by their worst failed check, and the legend of the checks present.
+
+    The contract's checks have fixed colours; any other check takes the next colour of a
+    palette in key order, so the map and the report colour a check alike.
+
+    Parameters
+    ----------
+    worst : pandas.Series of str
+        ``worst_check`` per community, "" where all checks pass.
+    lab : Labels
+        Names the checks in the legend.
+
+    Returns
+    -------
+    colours : pandas.Series of str
+        Fill colour per community, aligned with ``worst``.
+    legend : list of (label, colour)
+        One row per check present, compliant first, in colour-table order.
+    """
+    present = set(worst)
+    colours = dict(CHECK_COLOURS)
+    extra = sorted(present - set(colours))
+    colours.update({c: OTHER_CHECK_COLOURS[i % len(OTHER_CHECK_COLOURS)] for i, c in enumerate(extra)})
+    return worst.map(colours), [(lab.check(c), colour) for c, colour in colours.items() if c in present]
 
 
 def marker_offsets(offered: np.ndarray, spacing: float = MARKER_SPACING_PX) -> np.ndarray:
@@ -380,7 +420,7 @@ def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> 
             continue  # a service nobody offers gets no (empty) layer
         colour, shape = styles[key]
         label = lab.service(key)
-        name = html.escape(f"{label}（{int(mask.sum())}）" if lab.lang != "en" else f"{label} ({int(mask.sum())})")
+        name = html.escape(lab.bracketed(label, str(int(mask.sum()))))
         if mask.sum() > cluster_threshold:
             group = MarkerCluster(name=name, options={"disableClusteringAtZoom": 17, "chunkedLoading": True}).add_to(m)
         else:
@@ -441,7 +481,7 @@ def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_
 def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[tuple[str, str]]:
     _require(communities, "communities", ["name", "worst_check"])
     worst = communities["worst_check"].fillna("").astype(str)
-    colours = check_colours(worst.unique())
+    fill, legend = check_styles(worst, lab)
     circle = [k for k in lab.services if f"elderly_covered_share_{k}" in communities.columns]
     spec = [("street", _fmt_text), ("households", _fmt_number), ("elderly", _fmt_number)]
     for key in circle:
@@ -459,7 +499,7 @@ def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[
               for t, c, f in zip(tables, checks, fallback.tolist())]
     tips = [f"{_esc(n)} · {html.escape(lab.check(c))}" for n, c in zip(communities["name"].tolist(), worst.tolist())]
     geoms = display_geometries(communities, basemap=basemap, simplify_m=simplify_m)
-    data = _features(geoms, {"_popup": popups, "_tip": tips, "_colour": worst.map(colours).tolist(),
+    data = _features(geoms, {"_popup": popups, "_tip": tips, "_colour": fill.tolist(),
                              "_ok": (worst == "").tolist()})
     _add_geojson(
         m, data, name=html.escape(lab.text("communities_by_check")),
@@ -468,17 +508,18 @@ def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[
                                   "fillOpacity": 0.3 if f["properties"]["_ok"] else 0.6},
         popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
     )
-    present = [c for c in colours if c in set(worst)]
-    return [(lab.check(c), colours[c]) for c in present]
+    return legend
 
 
-def _density_layer(m, population, lab, basemap) -> tuple[str, float, list[str]] | None:
-    """Elderly (or people) per hectare as one PNG on a web-mercator grid; legend (label, max, colours)."""
+def _density_layer(m, population, pts, lab) -> tuple[str, float, list[str]] | None:
+    """Elderly (or people) per hectare as one PNG on a web-mercator grid; legend (label, max, colours).
+
+    ``pts`` are the population points as drawn (:func:`display_geometries`).
+    """
     weight_col = "elderly" if "elderly" in population.columns and population["elderly"].fillna(0).sum() > 0 else "people"
-    if weight_col not in population.columns or len(population) == 0:
+    if weight_col not in population.columns:
         return None
     weights = population[weight_col].fillna(0).to_numpy(dtype=float)
-    pts = display_geometries(population, basemap=basemap)
     lon, lat = shapely.get_x(pts), shapely.get_y(pts)
     # The cell size is the spacing of the population points (a raster's cell, ~100 m), so the
     # image shows the grid the analysis used rather than inventing a finer one.
@@ -518,11 +559,12 @@ def _hex(rgba) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3]))
 
 
-
-def _uncovered_layers(m, population, lab, styles, cutoff_m, basemap) -> list[tuple[str, str]]:
+def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple[str, str]]:
+    """Per service, the population points beyond ``cutoff_m``; ``geoms`` are the points as drawn.
+    Returns legend rows (label, colour)."""
     weight_col = "elderly" if "elderly" in population.columns else "people"
     weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
-    geoms = display_geometries(population, basemap=basemap)
+    who, fmt_dist = html.escape(lab.column(weight_col, own_first=True)), _fmt_distance(lab)
     legend = []
     for key in lab.services:
         col = f"dist_{key}_m"
@@ -534,10 +576,10 @@ def _uncovered_layers(m, population, lab, styles, cutoff_m, basemap) -> list[tup
         if not mask.any():
             continue
         colour = styles[key][0]
-        dist_txt = [_fmt_distance(lab)(v) for v in dist[mask]]
-        who = lab.column(weight_col, own_first=True)
-        tips = [f"{html.escape(who)} {_fmt_number(w, digits=0)} · {html.escape(lab.column(col))} {html.escape(t)}"
-                for w, t in zip(weight[mask], dist_txt)]
+        # Labels once per service; only the numbers vary from point to point.
+        to = html.escape(lab.column(col))
+        tips = [f"{who} {_fmt_number(w, digits=0)} · {to} {html.escape(fmt_dist(d))}"
+                for w, d in zip(weight[mask], dist[mask])]
         base = lab.text("uncovered" if weight_col == "elderly" else "uncovered_people")
         label = lab.titled(base, lab.service(key))
         marker = folium.CircleMarker(radius=3, color=colour, weight=0.5, fill=True, fill_color=colour, fill_opacity=0.85)
@@ -624,8 +666,14 @@ def map_title(place: str, *, lang: str = "zh", minutes: float | None = None, dis
     ----------
     place : str
         The profile's place (``profile.title``).
+    lang : {"zh", "en"}
     minutes, distance_m : float, optional
-        The walking circle as time (preferred) or as a network distance.
+        The walking circle as time (preferred) or as a network distance; one of them is needed.
+
+    Returns
+    -------
+    str
+        Plain text (``build_map`` escapes it).
     """
     if minutes is not None:
         circle = f"{minutes:g}分钟" if lang != "en" else f"{minutes:g}-minute"
@@ -709,16 +757,19 @@ def build_map(
     density = None
     circle_rows: list[tuple[str, str]] = []
     uncovered_rows: list[tuple[str, str]] = []
-    if population is not None and len(population):
-        density = _density_layer(m, population, lab, basemap)
+    has_population = population is not None and len(population) > 0
+    if has_population:
+        # Reprojected once for both population layers (a district has tens of thousands of points).
+        population_geoms = display_geometries(population, basemap=basemap)
+        density = _density_layer(m, population, population_geoms, lab)
     if isochrones is not None and len(isochrones):
         circle_rows = _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m)
     check_rows = _community_layer(m, communities, actions, lab, basemap, simplify_m)
     has_streets = streets is not None and len(streets) > 0
     if has_streets:
         _street_layer(m, streets, actions, lab, basemap, simplify_m)
-    if population is not None and len(population):
-        uncovered_rows = _uncovered_layers(m, population, lab, styles, cutoff_m, basemap)
+    if has_population:
+        uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
 
     folium.LayerControl(collapsed=False).add_to(m)
@@ -751,6 +802,16 @@ def _offline_assets() -> Mapping[str, str]:
 
 def inline_assets(page: str) -> str:
     """Replace every external ``<script src>`` / stylesheet ``<link>`` with the file's content.
+
+    Parameters
+    ----------
+    page : str
+        A rendered map page.
+
+    Returns
+    -------
+    str
+        The page with no external script or stylesheet left.
 
     Raises
     ------
@@ -796,12 +857,3 @@ def write_map(m: folium.Map, path: str | os.PathLike, *, offline: bool = False) 
         warnings.warn(f"map: {path} is {size / 2**20:.1f} MiB, over the {SIZE_BUDGET_BYTES / 2**20:.0f} MiB budget; "
                       "browsers on older PCs will be slow (raise simplify_m or leave per-facility circles out)", stacklevel=2)
     return path
-
-
-def layer_names(page: str) -> list[str]:
-    """Layer-control entries (base layers then overlays) of a rendered map page, unescaped."""
-    block = re.search(r"_layers = \{\s*base_layers : \{(.*?)\},\s*overlays :\s*\{(.*?)\},\s*\};", page, re.S)
-    if block is None:
-        return []
-    names = re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:', block.group(1) + "\n" + block.group(2), re.M)
-    return [html.unescape(json.loads(n)) for n in names]

@@ -111,7 +111,20 @@ TEXT: dict[str, tuple[str, str]] = {
 
 
 def text(key: str, lang: str = "zh", **values) -> str:
-    """A word of the outputs (map layer names, report headings) in ``lang``, formatted with ``values``."""
+    """A word of the outputs (map layer names, report headings) in ``lang``.
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`TEXT`.
+    lang : {"zh", "en"}
+    **values
+        Fill the word's ``{placeholders}`` (``minutes``, ``place``...).
+
+    Returns
+    -------
+    str
+    """
     word = TEXT[key][1 if lang == "en" else 0]
     return word.format(**values) if values else word
 
@@ -141,7 +154,19 @@ def analysis_labels(profile: Profile | None = None) -> dict[str, tuple[str, str]
 
 
 def profile_services(profile: Profile | None = None) -> dict[str, dict[str, str]]:
-    """``{service key: {"label_zh", "label_en"}}`` of ``profile`` (``national`` when None)."""
+    """The services of ``profile`` and their names.
+
+    Parameters
+    ----------
+    profile : Profile, optional
+        ``national`` when None.
+
+    Returns
+    -------
+    dict
+        ``{service key: {"label_zh", "label_en"}}`` in the profile's order: the ``services``
+        argument of the writers, as :func:`analysis_labels` is their ``labels``.
+    """
     profile = profile or _default_profile()
     return {k: {"label_zh": s.label_zh, "label_en": s.label_en} for k, s in profile.services.items()}
 
@@ -225,3 +250,7 @@ class Labels:
     def titled(self, base: str, detail: str) -> str:
         """"步行圈（合并）：助餐点" / "walking circle (dissolved): meal point"."""
         return f"{base}: {detail}" if self.lang == "en" else f"{base}：{detail}"
+
+    def bracketed(self, base: str, detail: str) -> str:
+        """"助餐点（3）" / "meal point (3)"."""
+        return f"{base} ({detail})" if self.lang == "en" else f"{base}（{detail}）"

@@ -35,7 +35,7 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from carecircle.maps import labels as L
-from carecircle.maps.html import check_colours, check_label, fmt_measure
+from carecircle.maps.html import check_label, check_styles, fmt_measure
 
 # Families tried first, in order (Linux, then Windows/macOS names); any other font whose
 # character map covers CJK_PROBE is accepted after them.
@@ -45,6 +45,10 @@ PREFERRED_CJK_FAMILIES = [
 ]
 CJK_PROBE = "养老服务设施社区街道覆盖率缺口日间照料助餐"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Headless chromium with nothing of its own going on: no sandbox (containers), no GPU, no
+# first-run, sync or update traffic.
+HEADLESS_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync")
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,7 +86,20 @@ def _cmap(path: str, index: int) -> frozenset[int]:
 
 
 def has_glyphs(path: str, index: int, text: str) -> bool:
-    """Whether the face ``index`` of font file ``path`` maps every character of ``text``."""
+    """Whether the face ``index`` of font file ``path`` maps every character of ``text``.
+
+    Parameters
+    ----------
+    path : str
+        A font file (``.ttf``, ``.otf``, ``.ttc``); an unreadable one has no glyphs.
+    index : int
+        The face inside a collection (0 for a single font).
+    text : str
+
+    Returns
+    -------
+    bool
+    """
     cmap = _cmap(str(path), int(index or 0))
     return all(ord(c) in cmap for c in text)
 
@@ -102,7 +119,21 @@ def _rc() -> dict:
 
 
 def coverage_chart(street: pd.Series, circle: list[str], lab: L.Labels) -> str:
-    """Bar chart: share of the street's elderly within the circle, per service (PNG data URL)."""
+    """Bar chart: share of the street's elderly within the circle, per service.
+
+    Parameters
+    ----------
+    street : pandas.Series
+        The street's scorecard row (``elderly_covered_share_<service>``).
+    circle : list of str
+        The services to show, in order.
+    lab : Labels
+
+    Returns
+    -------
+    str
+        A PNG ``data:`` URL.
+    """
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=(4.2, 2.6))
         ax = fig.subplots()
@@ -121,7 +152,19 @@ def coverage_chart(street: pd.Series, circle: list[str], lab: L.Labels) -> str:
 
 
 def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
-    """Horizontal bars of the space shortfall per community (None when nobody falls short)."""
+    """Horizontal bars of the space shortfall per community.
+
+    Parameters
+    ----------
+    communities : pandas.DataFrame
+        One street's communities (``name``, ``space_shortfall_m2``).
+    lab : Labels
+
+    Returns
+    -------
+    str or None
+        A PNG ``data:`` URL; None when no community falls short (or there is no such column).
+    """
     if "space_shortfall_m2" not in communities.columns:
         return None
     data = communities[["name", "space_shortfall_m2"]].dropna()
@@ -141,19 +184,32 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
 
 
 def street_map(communities: gpd.GeoDataFrame, outline, lab: L.Labels) -> str:
-    """A small map of the street's communities coloured by their worst failed check."""
+    """A small map of the street's communities coloured by their worst failed check.
+
+    Parameters
+    ----------
+    communities : geopandas.GeoDataFrame
+        One street's communities (``name``, ``worst_check``), at least one.
+    outline : shapely geometry or None
+        The street's boundary, drawn dashed.
+    lab : Labels
+
+    Returns
+    -------
+    str
+        A PNG ``data:`` URL.
+    """
     worst = communities["worst_check"].fillna("").astype(str) if "worst_check" in communities.columns else pd.Series("", index=communities.index)
-    colours = check_colours(worst.unique())
+    fill, legend = check_styles(worst, lab)
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=(4.2, 4.2))
         ax = fig.subplots()
-        communities.plot(ax=ax, color=worst.map(colours).tolist(), edgecolor="#555555", linewidth=0.6)
+        communities.plot(ax=ax, color=fill.tolist(), edgecolor="#555555", linewidth=0.6)
         if outline is not None:
             gpd.GeoSeries([outline], crs=communities.crs).boundary.plot(ax=ax, color="#263238", linewidth=1.6, linestyle="--")
         for name, pt in zip(communities["name"].astype(str), communities.geometry.representative_point()):
             ax.annotate(name, (pt.x, pt.y), ha="center", va="center", fontsize=7)
-        present = [c for c in colours if c in set(worst)]
-        handles = [matplotlib.patches.Patch(color=colours[c], label=lab.check(c)) for c in present]
+        handles = [matplotlib.patches.Patch(color=colour, label=label) for label, colour in legend]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=7, frameon=False)
         ax.set_axis_off()
         ax.set_aspect("equal")
@@ -200,6 +256,17 @@ def action_table(actions: pd.DataFrame, lab: L.Labels) -> str:
     """A street's part of the action list as the meeting reads it: what failed where, the value
     against the standard with units, whom it affects and the nearest facility; the standard's
     text under each check and its sources as numbered notes below the table.
+
+    Parameters
+    ----------
+    actions : pandas.DataFrame
+        The street's rows of the action list (the contract's columns; missing ones show "—").
+    lab : Labels
+
+    Returns
+    -------
+    str
+        Escaped HTML.
     """
     acts = actions.reindex(columns=["rank", "community", "check", "check_label", "value", "required", "shortfall", "unit",
                                     "elderly_affected", "standard", "source", "nearest_facility", "nearest_facility_m"])
@@ -211,11 +278,10 @@ def action_table(actions: pd.DataFrame, lab: L.Labels) -> str:
     for _, a in acts.iterrows():
         where = a["community"] if isinstance(a["community"], str) and a["community"] else lab.text("street_level")
         note = f"<sup>[{sources.index(a['source']) + 1}]</sup>" if a["source"] in sources else ""
-        std = f'<div class="std">{html.escape(lab.text("standard"))}{_colon(lab)}{html.escape(a["standard"])}</div>' \
+        std = f'<div class="std">{html.escape(lab.titled(lab.text("standard"), a["standard"]))}</div>' \
             if isinstance(a["standard"], str) and a["standard"] else ""
         nearest = "—" if not isinstance(a["nearest_facility"], str) else \
-            f'{a["nearest_facility"]}（{_fmt("m", a["nearest_facility_m"])} m）' if lab.lang != "en" else \
-            f'{a["nearest_facility"]} ({_fmt("m", a["nearest_facility_m"])} m)'
+            lab.bracketed(a["nearest_facility"], f'{_fmt("m", a["nearest_facility_m"])} m')
         cells = [_fmt("rank", a["rank"]), where]
         rows.append(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
@@ -226,10 +292,6 @@ def action_table(actions: pd.DataFrame, lab: L.Labels) -> str:
     notes = "".join(f"<li>{html.escape(s)}</li>" for s in sources)
     return (f'<table class="actions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             + (f'<div class="sources">{html.escape(lab.text("sources"))}<ol>{notes}</ol></div>' if notes else ""))
-
-
-def _colon(lab: L.Labels) -> str:
-    return ": " if lab.lang == "en" else "："
 
 
 _CSS = """
@@ -246,7 +308,19 @@ table.actions{width:100%}table.actions th{white-space:nowrap}.std{color:#555;fon
 
 
 def report_title(summary: Mapping, lang: str = "zh") -> str:
-    """``summary["title"]``, else the profile's place before the report's name."""
+    """``summary["title"]``, else the profile's place before the report's name.
+
+    Parameters
+    ----------
+    summary : mapping
+        ``summary.json`` content (``title``; ``profile`` → ``title``).
+    lang : {"zh", "en"}
+
+    Returns
+    -------
+    str
+        Plain text (escaped where it is written).
+    """
     if summary.get("title"):
         return str(summary["title"])
     profile = summary.get("profile")
@@ -272,6 +346,7 @@ def write_report(
     Parameters
     ----------
     out_dir : path-like
+        The run's output folder (created if missing).
     streets, communities : geopandas.GeoDataFrame
         Scorecards and community results (CONTRACT.md columns), analysis CRS.
     actions : pandas.DataFrame
@@ -376,9 +451,8 @@ def _print_pdf(path: Path, *, required: bool) -> Path | None:
             raise RuntimeError("report: PDF requested but no chromium is installed (Debian: apt-get install chromium)")
         return None
     profile = path.parent / ".chromium-profile"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--no-pdf-header-footer",
-           f"--print-to-pdf={pdf}", path.resolve().as_uri()]
+    cmd = [browser, *HEADLESS_ARGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+           path.resolve().as_uri()]
     try:
         subprocess.run(cmd, capture_output=True, timeout=180, check=False)
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pandas as pd
 import geopandas as gpd
 import shapely
 from shapely.geometry import Point, box
+
+from carecircle.maps.report import HEADLESS_ARGS, find_chromium
 
 CRS = "EPSG:32651"
 ORIGIN_LONLAT = (120.30, 31.55)
@@ -31,6 +32,8 @@ SERVICES = {
 }
 CIRCLE = ("day_care", "meal")
 CUTOFF_M = 1000.0
+# The inputs of small_inputs()/district_inputs() that build_map takes.
+MAP_KEYS = ("facilities", "communities", "streets", "isochrones", "population", "services", "cutoff_m")
 
 
 def origin_xy() -> tuple[float, float]:
@@ -237,13 +240,35 @@ def district_inputs(seed: int = 11) -> dict:
     }
 
 
+def map_args(inputs: dict, **overrides) -> dict:
+    """Keyword arguments of ``build_map`` from :func:`small_inputs` / :func:`district_inputs`,
+    ``overrides`` replacing or adding to them."""
+    return {**{k: inputs[k] for k in MAP_KEYS}, **overrides}
+
+
 # ----------------------------------------------------------------------------- reading a map page
+
+def _layer_control(page: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Base layers and overlays of the layer control of a rendered folium page, each as
+    entry name (unescaped) -> JS variable of the layer, in the control's order."""
+    block = re.search(r"_layers = \{\s*base_layers : \{(.*?)\},\s*overlays :\s*\{(.*?)\},\s*\};", page, re.S)
+
+    def entries(text: str) -> dict[str, str]:
+        pairs = re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', text, re.M)
+        return {html.unescape(json.loads(name)): var for name, var in pairs}
+
+    return (entries(block.group(1)), entries(block.group(2))) if block else ({}, {})
+
 
 def overlay_vars(page: str) -> dict[str, str]:
     """Layer-control name (unescaped) -> JS variable of the layer, from a rendered folium page."""
-    block = re.search(r"overlays :\s*\{(.*?)\},\s*\};", page, re.S)
-    pairs = re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', block.group(1), re.M) if block else []
-    return {html.unescape(json.loads(name)): var for name, var in pairs}
+    return _layer_control(page)[1]
+
+
+def layer_names(page: str) -> list[str]:
+    """Layer-control entries (base layers then overlays) of a rendered map page, unescaped."""
+    base, overlays = _layer_control(page)
+    return [*base, *overlays]
 
 
 def layer_features(page: str) -> dict[str, list[dict]]:
@@ -295,8 +320,7 @@ def gcj02_reference(lon: float, lat: float) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- a real browser
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                 if p and Path(p).exists()), None)
+CHROMIUM = find_chromium()
 
 # Collects errors before any other script runs; alert() counts as one (an injected handler firing).
 COLLECT = """<script>window.__errors=[];
@@ -336,9 +360,7 @@ var o=document.createElement('pre');o.id='cc-result';o.textContent=JSON.stringif
 def chromium(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
     """Headless chromium on ``url`` with the network cut (the offline map must not need it)."""
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        CHROMIUM, *HEADLESS_ARGS, "--disable-quic", f"--user-data-dir={tmp_path / 'profile'}",
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--virtual-time-budget=5000", "--window-size=1200,900", *extra, url,
     ]

@@ -11,7 +11,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from carecircle.maps import html as H
-from fixtures_maps import CHROMIUM, EVIL, browser_probe, chromium, small_inputs
+from fixtures_maps import CHROMIUM, EVIL, browser_probe, chromium, layer_names, map_args, small_inputs
 
 pytestmark = pytest.mark.browser
 
@@ -21,10 +21,7 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def map_file(tmp_path_factory) -> Path:
-    d = small_inputs()
-    m = H.build_map(facilities=d["facilities"], communities=d["communities"], streets=d["streets"],
-                    isochrones=d["isochrones"], population=d["population"], services=d["services"],
-                    cutoff_m=d["cutoff_m"], title="测试地图", cluster_threshold=2)
+    m = H.build_map(**map_args(small_inputs(), title="测试地图", cluster_threshold=2))
     return H.write_map(m, tmp_path_factory.mktemp("map") / "map.html", offline=True)
 
 
@@ -34,7 +31,7 @@ def test_map_runs_without_errors_and_lists_its_layers(map_file, tmp_path):
     assert result.get("exception") is None
     assert result["errors"] == []
     assert result["leaflet"] == "object"
-    assert result["layers"] == H.layer_names(page)
+    assert result["layers"] == layer_names(page)
     assert "社区（按最严重问题着色）" in result["layers"] and "助餐点（3）" in result["layers"]
     # The hostile name is shown as text; no element was built from it, no handler ran.
     assert EVIL in result["popup_text"] and result["popup_imgs"] == 0

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import Point
 
@@ -18,7 +19,8 @@ from carecircle.coverage.profile import load_profile
 from carecircle.maps import html as H
 from carecircle.maps import labels as L
 from fixtures_maps import (
-    EVIL, CRS, district_inputs, gcj02_reference, layer_features, overlay_vars, small_inputs, web_mercator_pixel,
+    EVIL, CRS, district_inputs, gcj02_reference, layer_features, layer_names, map_args, overlay_vars,
+    small_inputs, web_mercator_pixel,
 )
 
 LAYERS_ZH = [
@@ -38,9 +40,7 @@ def inputs():
 
 
 def render(inputs, **kw) -> str:
-    args = {k: inputs[k] for k in ("facilities", "communities", "streets", "isochrones", "population", "services", "cutoff_m")}
-    args.update(kw)
-    return H.build_map(**args).get_root().render()
+    return H.build_map(**map_args(inputs, **kw)).get_root().render()
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +69,12 @@ def parse(fragment: str) -> _Tags:
 
 
 def test_layer_control_lists_every_layer_in_chinese(page):
-    assert H.layer_names(page) == ["OpenStreetMap", *LAYERS_ZH]
+    assert layer_names(page) == ["OpenStreetMap", *LAYERS_ZH]
     assert list(overlay_vars(page)) == LAYERS_ZH
 
 
 def test_layer_names_in_english(inputs):
-    names = H.layer_names(render(inputs, lang="en"))
+    names = layer_names(render(inputs, lang="en"))
     assert "communities by worst failed check" in names
     assert "day care (2)" in names and "walking circle (dissolved): meal point" in names
     assert not any(re.search(r"[\u4e00-\u9fff]", n) for n in names)
@@ -109,6 +109,17 @@ def test_communities_coloured_by_worst_check(page, inputs):
     for label in ("达标", zh["flag_no_day_care"], zh["flag_no_meal"], zh["flag_space"]):
         assert label in page
     assert "日间照料中心不在15分钟步行圈内" in page
+
+
+def test_check_styles_give_new_checks_palette_colours_and_list_the_checks_present():
+    """The map and the report colour communities with this one function."""
+    fill, legend = H.check_styles(pd.Series(["space", "", "zz_new", "aa_new", "space"]), L.Labels("zh"))
+    # Checks the contract does not name take the palette in key order.
+    assert fill.tolist() == [H.CHECK_COLOURS["space"], H.CHECK_COLOURS[""], H.OTHER_CHECK_COLOURS[1],
+                             H.OTHER_CHECK_COLOURS[0], H.CHECK_COLOURS["space"]]
+    # Only the checks present, compliant first; a check nobody labels is shown by its key.
+    assert legend == [("达标", H.CHECK_COLOURS[""]), (L.Labels("zh").check("space"), H.CHECK_COLOURS["space"]),
+                      ("aa_new", H.OTHER_CHECK_COLOURS[0]), ("zz_new", H.OTHER_CHECK_COLOURS[1])]
 
 
 def test_uncovered_points_are_those_beyond_the_cutoff():
@@ -237,8 +248,7 @@ def test_whole_district_stays_within_the_size_budget(tmp_path):
     """~200 communities with 400-vertex outlines, 600 facilities, 22,500 population cells and
     per-facility walking circles: map.html must stay under SIZE_BUDGET_BYTES."""
     d = district_inputs()
-    m = H.build_map(facilities=d["facilities"], communities=d["communities"], streets=d["streets"],
-                    isochrones=d["isochrones"], population=d["population"], services=d["services"], cutoff_m=d["cutoff_m"])
+    m = H.build_map(**map_args(d))
     size = H.write_map(m, tmp_path / "map.html").stat().st_size
     offline = H.write_map(m, tmp_path / "offline.html", offline=True).stat().st_size
     print(f"district map.html: {size / 2**20:.2f} MiB online, {offline / 2**20:.2f} MiB offline")

@@ -6,8 +6,6 @@ GBK (``output: {shapefile_encoding: GBK}``)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,14 +19,14 @@ from carecircle.coverage.standards import column_labels
 from carecircle.layers import crs as ccrs
 from carecircle.layers.sample import generate_sample
 from carecircle.maps import html as H
+from clitools import cli
 from fixtures_maps import CHROMIUM, browser_probe, layer_features
 
 CJK = re.compile(r"[\u3400-\u9fff\uff08\uff09\u3001\uff1a]")
 
 
 def _run(config: Path, out: Path, *args: str) -> Path:
-    run = subprocess.run([sys.executable, "-m", "carecircle", "run", str(config), "--out", str(out), *args],
-                         capture_output=True, text=True, timeout=300)
+    run = cli("run", config, "--out", out, *args, timeout=300)
     assert run.returncode == 0, f"carecircle run failed ({run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
     return out
 
