@@ -55,6 +55,8 @@ def read_communities(
     streets : GeoDataFrame, optional
         街道 polygons with a ``street`` column (:func:`read_streets`); communities without a
         street (no field, or a blank value) get the street they overlap most.
+    layer : str or int, optional
+        Layer of a multi-layer file (default: the first).
 
     Returns
     -------
@@ -63,12 +65,12 @@ def read_communities(
         ``elderly``, ``built_year`` (floats, NaN unknown), geometry (Multi)Polygon.
     """
     gdf, report, reason = _polygons(path, layer, target_crs, "communities")
-    name = _field(gdf, COMMUNITY_NAME, "name_field", name_field, path, required=True, report=report)
-    street = _field(gdf, STREET_NAME, "street_field", street_field, path, report=report)
+    name = _field(gdf, COMMUNITY_NAME, "name_field", name_field, path, report, required=True)
+    street = _field(gdf, STREET_NAME, "street_field", street_field, path, report)
     out = gpd.GeoDataFrame(
         {
             "name": _names(gdf, name, reason, "name"),
-            "street": _text(gdf, street),
+            "street": tables.text_column(gdf, street),
             "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
             "population": _number(gdf, POPULATION, "population_field", population_field, path, report),
             "elderly": _number(gdf, ELDERLY, "elderly_field", elderly_field, path, report),
@@ -77,9 +79,7 @@ def read_communities(
         geometry=gdf.geometry.to_numpy(),
         crs=target_crs,
     )
-    tables.reject_rows(report, gdf, reason)
-    _stop_if_none_kept(path, "communities", reason)
-    out = out[reason == ""].reset_index(drop=True)
+    out = _keep(out, gdf, reason, report, path, "communities")
     if streets is not None:
         blank = out["street"].isna().to_numpy()
         if blank.any():
@@ -123,6 +123,8 @@ def read_estates(
         community of the layer: an estate naming a community the layer does not have, or
         lying outside every community polygon, is rejected with that reason (its households
         and floor space could be counted nowhere). Without it, ``community`` stays as read.
+    layer : str or int, optional
+        Layer of a multi-layer file (default: the first).
 
     Returns
     -------
@@ -131,12 +133,12 @@ def read_estates(
         ``space_m2``, geometry.
     """
     gdf, report, reason = _polygons(path, layer, target_crs, "estates", points_ok=True)
-    name = _field(gdf, ESTATE_NAME, "name_field", name_field, path, required=True, report=report)
-    community = _field(gdf, ESTATE_COMMUNITY, "community_field", community_field, path, report=report)
+    name = _field(gdf, ESTATE_NAME, "name_field", name_field, path, report, required=True)
+    community = _field(gdf, ESTATE_COMMUNITY, "community_field", community_field, path, report)
     out = gpd.GeoDataFrame(
         {
             "name": _names(gdf, name, reason, "name"),
-            "community": _text(gdf, community),
+            "community": tables.text_column(gdf, community),
             "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
             "built_year": _year(gdf, built_year_field, path, report),
             "space_m2": _number(gdf, SPACE, "space_field", space_field, path, report),
@@ -146,19 +148,31 @@ def read_estates(
     )
     if communities is not None:
         _estate_communities(out, reason, _zones(communities, "name", target_crs), report)
-    tables.reject_rows(report, gdf, reason)
-    _stop_if_none_kept(path, "estates", reason)
-    return out[reason == ""].reset_index(drop=True), report
+    return _keep(out, gdf, reason, report, path, "estates"), report
 
 
 def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.GeoDataFrame, LayerReport]:
-    """Read 街道 polygons: ``street``, geometry (one row per feature; a name may repeat)."""
+    """Read 街道 polygons.
+
+    Parameters
+    ----------
+    path : str or Path
+        Polygon layer with a CRS.
+    name_field : str, optional
+        Field holding the 街道 name; detected from common Chinese/English names when None.
+    target_crs : CRS-like
+    layer : str or int, optional
+        Layer of a multi-layer file (default: the first).
+
+    Returns
+    -------
+    tuple
+        ``(streets, report)``: ``street``, geometry (one row per feature; a name may repeat).
+    """
     gdf, report, reason = _polygons(path, layer, target_crs, "streets")
-    name = _field(gdf, STREET_NAME + ["名称", "name"], "name_field", name_field, path, required=True, report=report)
+    name = _field(gdf, STREET_NAME + ["名称", "name"], "name_field", name_field, path, report, required=True)
     out = gpd.GeoDataFrame({"street": _names(gdf, name, reason, "street name")}, geometry=gdf.geometry.to_numpy(), crs=target_crs)
-    tables.reject_rows(report, gdf, reason)
-    _stop_if_none_kept(path, "streets", reason)
-    return out[reason == ""].reset_index(drop=True), report
+    return _keep(out, gdf, reason, report, path, "streets"), report
 
 
 # ------------------------------------------------------------------------ helpers
@@ -191,16 +205,20 @@ def assign_by_overlap(geoms, zone_geoms, zone_names) -> pd.Series:
     return out
 
 
-def _stop_if_none_kept(path, what: str, reason: np.ndarray) -> None:
-    """A layer the user gave but none of whose features is usable stops the run.
+def _keep(out: gpd.GeoDataFrame, gdf: gpd.GeoDataFrame, reason: np.ndarray, report: LayerReport,
+          path, what: str) -> gpd.GeoDataFrame:
+    """The rows of ``out`` without a reason; the others (rows of ``gdf``) go to ``report``.
 
-    Running on without it would report a district with no 社区 (or ignore the estates'
-    floor space) as if that were the data; the reasons say what to fix.
+    A layer the user gave but none of whose features is usable stops the run: running on
+    without it would report a district with no 社区 (or ignore the estates' floor space) as
+    if that were the data; the reasons say what to fix.
     """
+    tables.reject_rows(report, gdf, reason)
     if len(reason) and (reason != "").all():
         counts = pd.Series(reason).value_counts()
         why = ", ".join(f"{r}: {c}" for r, c in counts.items())
         raise InputError(f"{path}: no usable {what}: all {len(reason)} features rejected ({why}); fix the layer or the field names")
+    return out[reason == ""].reset_index(drop=True)
 
 
 def _estate_communities(estates: gpd.GeoDataFrame, reason: np.ndarray, zones: gpd.GeoDataFrame,
@@ -239,16 +257,11 @@ def _zones(zones, column, target_crs) -> gpd.GeoDataFrame:
 
 def _polygons(path, layer, target_crs, what: str, *, points_ok: bool = False):
     """Read a boundary layer: CRS required, geometry repaired, reasons per feature."""
-    df, meta = tables.read_table(path, layer=layer)
-    if meta.kind != "vector":
-        raise InputError(f"{path}: {what} need a polygon layer (GPKG, SHP, GeoJSON), not a table")
-    if meta.crs is None:
-        raise InputError(f"{path}: the layer has no CRS (.prj missing?); define it in QGIS/ArcGIS and save again")
+    df, meta = tables.read_layer(path, layer=layer, need=f"{what} need a polygon layer (GPKG, SHP, GeoJSON), not a table")
     report = tables.start_report(what, df, meta)
     geom = df.geometry.to_numpy()
-    reason = np.full(len(df), "", dtype=object)
-    missing = shapely.is_missing(geom) | shapely.is_empty(geom)
-    reason[missing] = "missing geometry"
+    reason = tables.geometry_reason(df)
+    missing = reason != ""
     kinds = shapely.get_type_id(geom)
     polygonal = np.isin(kinds, [3, 6])  # Polygon, MultiPolygon
     allowed = polygonal | (np.isin(kinds, [0, 4]) if points_ok else False)
@@ -280,41 +293,27 @@ def _rows(df, mask) -> str:
     return ", ".join(map(str, rows[:10])) + (" ..." if rows.size > 10 else "")
 
 
-def _field(gdf, candidates, key, given, path, *, required=False, report=None):
+def _field(gdf, candidates, key, given, path, report, *, required=False):
+    """:func:`tables.find_column`, noting a detected (not configured) column in ``report``."""
     col = tables.find_column(gdf, candidates, key=key, path=path, required=required, given=given)
-    if col is not None and given is None and report is not None:
+    if col is not None and given is None:
         report.notes.append(f"{key} detected: {col!r}")
     return col
 
 
-def _text(gdf, col) -> pd.Series:
-    if col is None:
-        return pd.Series(pd.NA, index=range(len(gdf)), dtype="string")
-    s = gdf[col].astype("string").str.strip().reset_index(drop=True)
-    return s.where(s != "", pd.NA)
-
-
 def _names(gdf, col, reason, label) -> pd.Series:
     """Names; a blank name rejects the feature (a 社区 nobody can name cannot be reported)."""
-    s = _text(gdf, col)
+    s = tables.text_column(gdf, col)
     reason[(reason == "") & s.isna().to_numpy()] = f"missing {label}"
     return s
 
 
 def _number(gdf, candidates, key, given, path, report) -> np.ndarray:
-    col = _field(gdf, candidates, key, given, path, report=report)
-    if col is None:
-        return np.full(len(gdf), np.nan)
-    v, bad = tables.to_number(gdf[col], lenient=True)
-    wrong = bad | np.isinf(v) | (v < 0)
-    if wrong.any():
-        report.notes.append(f"{col}: {int(wrong.sum())} unreadable or negative value(s) left unknown (NaN)")
-    v[wrong] = np.nan
-    return v
+    return tables.non_negative(gdf, _field(gdf, candidates, key, given, path, report), report=report)
 
 
 def _year(gdf, given, path, report) -> np.ndarray:
-    col = _field(gdf, BUILT_YEAR, "built_year_field", given, path, report=report)
+    col = _field(gdf, BUILT_YEAR, "built_year_field", given, path, report)
     if col is None:
         return np.full(len(gdf), np.nan)
     v, _ = tables.to_number(gdf[col], lenient=True)

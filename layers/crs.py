@@ -108,6 +108,12 @@ def normalise_obfuscated(name: str) -> str:
 def parse_crs(name: str) -> tuple[str, pyproj.CRS]:
     """Parse a config ``crs:`` value.
 
+    Parameters
+    ----------
+    name : str
+        wgs84 / gcj02 / bd09 (or their aliases, :data:`GCJ02_NAMES` ...), cgcs2000, or
+        anything pyproj accepts ("EPSG:4549").
+
     Returns
     -------
     tuple
@@ -126,7 +132,18 @@ def parse_crs(name: str) -> tuple[str, pyproj.CRS]:
 
 
 def utm_crs(lon: float, lat: float) -> pyproj.CRS:
-    """The WGS-84 UTM zone CRS (EPSG:326xx / 327xx) containing ``lon``, ``lat``."""
+    """The WGS-84 UTM zone CRS containing a point.
+
+    Parameters
+    ----------
+    lon, lat : float
+        Degrees.
+
+    Returns
+    -------
+    pyproj.CRS
+        EPSG:326xx (north) or EPSG:327xx (south).
+    """
     zone = int(np.floor((lon + 180.0) / 6.0)) % 60 + 1
     return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
@@ -135,6 +152,20 @@ def gk3_crs(lon: float) -> pyproj.CRS:
     """CGCS2000 / 3-degree Gauss-Krüger CM zone for ``lon`` (EPSG:4534–4554, no zone prefix).
 
     EPSG:4549 is central meridian 120° E (Wuxi, Shanghai, Kunshan, Suzhou).
+
+    Parameters
+    ----------
+    lon : float
+        Degrees east.
+
+    Returns
+    -------
+    pyproj.CRS
+
+    Raises
+    ------
+    ValueError
+        ``lon`` is outside the zones (central meridians 75–135° E).
     """
     cm = int(round(lon / 3.0)) * 3
     if not 75 <= cm <= 135:
@@ -194,6 +225,17 @@ def transform_xy(x, y, src, dst) -> tuple[np.ndarray, np.ndarray]:
 
     Points the projection cannot represent come back as ±inf (pyproj's convention), which
     callers treat as out of range.
+
+    Parameters
+    ----------
+    x, y : array-like
+    src, dst : CRS-like
+        Anything pyproj accepts.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Transformed copies (plain copies when ``src`` equals ``dst``).
     """
     x, y = _arrays(x, y)
     src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)

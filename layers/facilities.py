@@ -83,6 +83,8 @@ def read_facilities(
         In ``target_crs``; facilities beyond ``study_buffer_m`` of it are rejected
         ("outside study area"). If none is inside, the file cannot belong to the district:
         :class:`InputError`.
+    study_buffer_m : float
+        How far outside the study area a facility may lie (default 1 km).
     sheet, layer : optional
         XLSX sheet / vector layer.
 
@@ -118,11 +120,11 @@ def read_facilities(
     if detected:
         report.notes.append("columns detected: " + ", ".join(detected))
     n = len(df)
-    name = _text(df, found["name"], n)
-    ftype = _text(df, found["type"], n)
-    address = _text(df, found["address"], n)
-    floor_area = _non_negative(df, found["floor_area"], n, "floor area", report)
-    beds = _non_negative(df, found["beds"], n, "beds", report)
+    name = tables.text_column(df, found["name"])
+    ftype = tables.text_column(df, found["type"])
+    address = tables.text_column(df, found["address"])
+    floor_area = tables.non_negative(df, found["floor_area"], report=report, label="floor area")
+    beds = tables.non_negative(df, found["beds"], report=report, label="beds")
 
     reason = loc.reason.copy()
     reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
@@ -163,14 +165,13 @@ def read_facilities(
 
 def _geometry_coordinates(df, meta, kind, src, report):
     """Coordinates from a vector layer's geometry (polygons → a point inside)."""
-    geom = df.geometry.to_numpy()
-    missing = np.asarray(df.geometry.isna() | df.geometry.is_empty)
-    pts = tables.representative_points(np.where(missing, None, geom))
+    reason = tables.geometry_reason(df)
+    missing = reason != ""
+    pts = tables.representative_points(np.where(missing, None, df.geometry.to_numpy()))
     if (~missing & (df.geometry.geom_type != "Point").to_numpy()).any():
         report.notes.append("non-point facilities placed at a point inside their geometry")
-    x = np.where(missing, np.nan, gpd.GeoSeries(pts).x.to_numpy())
-    y = np.where(missing, np.nan, gpd.GeoSeries(pts).y.to_numpy())
-    reason = np.where(missing, "missing geometry", "").astype(object)
+    pts = gpd.GeoSeries(pts)
+    x, y = pts.x.to_numpy(), pts.y.to_numpy()  # NaN where missing
     if meta.crs is not None:
         file_crs = pyproj.CRS.from_user_input(meta.crs)
         if kind in ("gcj02", "bd09") and file_crs.is_geographic:
@@ -183,24 +184,6 @@ def _geometry_coordinates(df, meta, kind, src, report):
     return x, y, reason, kind, src
 
 
-def _text(df: pd.DataFrame, col, n: int) -> pd.Series:
-    if col is None:
-        return pd.Series(pd.NA, index=range(n), dtype="string")
-    s = df[col].astype("string").str.strip()
-    return s.where(s != "", pd.NA).reset_index(drop=True)
-
-
-def _non_negative(df, col, n, label, report) -> np.ndarray:
-    if col is None:
-        return np.full(n, np.nan)
-    v, bad = tables.to_number(df[col], lenient=True)
-    neg = v < 0
-    if bad.any() or neg.any():
-        report.notes.append(f"{label}: {int(bad.sum() + neg.sum())} unreadable or negative value(s) left unknown (NaN)")
-    v[neg | ~np.isfinite(v)] = np.nan
-    return v
-
-
 def _duplicates(name: pd.Series, x, y, ok) -> np.ndarray:
     """Rows repeating an earlier kept row's name and location (to 1 m)."""
     key = pd.DataFrame({"n": name.fillna("").to_numpy(), "x": np.round(x), "y": np.round(y)})
@@ -210,7 +193,20 @@ def _duplicates(name: pd.Series, x, y, ok) -> np.ndarray:
 
 
 def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """One bool array per service: does any of its keywords occur in type + name (case-insensitive)?"""
+    """One bool array per service: does any of its keywords occur in type + name (case-insensitive)?
+
+    Parameters
+    ----------
+    name, ftype : pandas.Series
+        Facility names and types (NA counts as empty text).
+    keywords : dict
+        Service → keywords (substrings); a service without keywords is False throughout.
+
+    Returns
+    -------
+    dict
+        Service → numpy bool array, in the order of ``keywords``.
+    """
     text = (ftype.fillna("").astype(str) + " " + name.fillna("").astype(str)).str.lower()
     flags = {}
     for service, words in keywords.items():
@@ -220,7 +216,27 @@ def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: dict[str, list[st
 
 
 def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report) -> dict[str, np.ndarray]:
-    """One bool array per service: keywords in type + name, or an explicit yes/no column."""
+    """One bool array per service: keywords in type + name, or an explicit yes/no column.
+
+    Parameters
+    ----------
+    name, ftype : pandas.Series
+        Facility names and types, one per row of ``df``.
+    keywords : dict
+        Service → keywords, see :func:`keyword_flags`.
+    df : pandas.DataFrame
+        The table as read; a column named exactly like a service key is a yes/no column.
+    columns : dict
+        The config's column names; a service key there names its yes/no column.
+    report : LayerReport
+        Gets a note per yes/no column used.
+
+    Returns
+    -------
+    dict
+        Service → numpy bool array: 是/1/true… → True, 否/0/false… → False, anything
+        else from the keywords.
+    """
     flags = keyword_flags(name, ftype, keywords)
     for service, flag in flags.items():
         col = columns.get(service)

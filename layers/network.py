@@ -36,6 +36,7 @@ from scipy.sparse.csgraph import connected_components
 
 from carecircle.layers.crs import utm_crs
 from carecircle.layers.report import InputError, LayerReport
+from carecircle.layers.tables import shapefile_encoding
 
 #: ``highway`` values that are never walking ways: the osmnx 2.1 ``walk`` filter
 #: (``abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|proposed|
@@ -220,8 +221,8 @@ def read_osm(path, *, target_crs=None, clip: bool = True, include_private: bool 
             f"excluded: {reasons or 'none'}); is this an OSM extract of the study area?"
         )
     box = scan.bounds if clip else None
-    centre = scan.bounds if scan.bounds is not None else (*scan.coords.min(axis=0), *scan.coords.max(axis=0))
-    crs = _metric_crs(target_crs, ((centre[0] + centre[2]) / 2, (centre[1] + centre[3]) / 2), path)
+    extent = scan.bounds if scan.bounds is not None else (*scan.coords.min(axis=0), *scan.coords.max(axis=0))
+    crs = _metric_crs(target_crs, extent, path)
     network, edge_part, split_part, used_locations = _network_from_lonlat(scan.coords, scan.part, box, crs)
     if not len(edge_part):
         raise InputError(
@@ -229,9 +230,7 @@ def read_osm(path, *, target_crs=None, clip: bool = True, include_private: bool 
             "export the extract again covering the study area"
         )
     way = scan.part_way[edge_part]
-    network.edges.insert(network.edges.columns.get_loc("highway") + 1, "osm_id",
-                         scan.ways["osm_id"].to_numpy()[way])
-    network.edges["highway"] = scan.ways["highway"].to_numpy()[way]
+    _label_edges(network, scan.ways["highway"].to_numpy()[way], "osm_id", scan.ways["osm_id"].to_numpy()[way])
 
     # Every highway way read is kept (it has an edge) or rejected with a reason.
     ways = scan.ways.copy()
@@ -251,7 +250,7 @@ def read_osm(path, *, target_crs=None, clip: bool = True, include_private: bool 
     # Distinct OSM node ids of the ways used vs distinct locations they take: the
     # difference is the duplicate nodes (same coordinates, different ids) merged.
     network.stats.update(
-        excluded_by_reason={str(k): int(v) for k, v in report.rejected["reason"].value_counts().items()},
+        excluded_by_reason=report.rejected_by_reason(),
         merged_duplicate_nodes=int(max(scan.distinct_node_ids - used_locations, 0)),
         distinct_osm_nodes=int(scan.distinct_node_ids),
         bounds=None if scan.bounds is None else [float(b) for b in scan.bounds],
@@ -386,7 +385,7 @@ def _network_from_lonlat(
     before clipping (to tell "outside the bounds" from "zero length"), and the number of
     distinct locations among the input coordinates.
     """
-    fixed = np.rint(coords * OSM_COORDINATE_SCALE).astype(np.int64)
+    fixed = _osm_grid(coords)
     vertex = _vertex_ids(fixed[:, 0], fixed[:, 1])
     take, edge_of_vertex, edge_part = _split_at_shared_vertices(part, vertex)
     coords = coords[take]
@@ -418,7 +417,7 @@ def _network_from_lonlat(
 
     first, last = _run_ends(piece)
     # Cut points at the boundary get a location on the same 1e-7° grid as OSM nodes.
-    ends = np.rint(coords[np.concatenate([first, last])] * OSM_COORDINATE_SCALE).astype(np.int64)
+    ends = _osm_grid(coords[np.concatenate([first, last])])
     transformer = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = transformer.transform(coords[:, 0], coords[:, 1])
     network, keep = _assemble(np.column_stack([x, y]), piece, ends, crs)
@@ -443,7 +442,8 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
     Parameters
     ----------
     path : str or Path
-        Any vector file pyogrio reads.
+        Any vector file pyogrio reads (a shapefile without ``.cpg`` has its DBF text
+        encoding detected: UTF-8 or GB18030).
     target_crs : optional
         Projected CRS of the result. Default: the layer's own CRS if projected, else the
         UTM zone of the layer's centre.
@@ -469,8 +469,9 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found; check the network path in the config")
+    encoding = shapefile_encoding(path)
     try:
-        frame = gpd.read_file(path, layer=layer)
+        frame = gpd.read_file(path, layer=layer, encoding=encoding)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.CRSError) as exc:
         raise InputError(
             f"{path}: cannot read as a line layer ({_first_line(exc)}); use a SHP or GPKG"
@@ -481,6 +482,8 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
             "define it in GIS or give the file with its .prj"
         )
     report = LayerReport(layer="network", source=str(path), read=len(frame))
+    if encoding:
+        report.notes.append(f"no .cpg: attribute text detected as {encoding}")
     rows = np.arange(1, len(frame) + 1)
     geoms = np.asarray(frame.geometry.array, dtype=object)
     lower = {str(c).lower(): c for c in frame.columns if c != frame.geometry.name}
@@ -508,15 +511,14 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
         report.reject(pd.DataFrame({"row": rows_of_class}), f"{class_column}={value}")
     good &= ~excluded
     if not good.any():
-        reasons = report.to_dict()["rejected_by_reason"] or "the layer is empty"
+        reasons = report.rejected_by_reason() or "the layer is empty"
         raise InputError(f"{path}: no usable line features ({reasons}); give a road-centreline line layer")
 
     source = gpd.GeoSeries(geoms[good], crs=frame.crs)
     if target_crs is None and frame.crs.is_projected:
         crs = pyproj.CRS(frame.crs)
     else:
-        lon0, lat0, lon1, lat1 = source.to_crs(4326).total_bounds
-        crs = _metric_crs(target_crs, ((lon0 + lon1) / 2, (lat0 + lat1) / 2), path)
+        crs = _metric_crs(target_crs, source.to_crs(4326).total_bounds, path)
     metric = np.asarray(source.to_crs(crs).array, dtype=object)
     # A transformation that fails (outside the CRS's domain) gives non-finite coordinates.
     projected, feature_of = shapely.get_coordinates(metric, return_index=True)
@@ -538,8 +540,7 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
                               snapped[take][np.concatenate([first, last])], crs)
 
     feature = np.flatnonzero(good)[part_feature[edge_part[keep]]]
-    network.edges["highway"] = road_class[feature]
-    network.edges.insert(network.edges.columns.get_loc("highway") + 1, "source_row", rows[feature])
+    _label_edges(network, road_class[feature], "source_row", rows[feature])
 
     used = np.zeros(len(frame), bool)
     used[feature] = True
@@ -555,7 +556,7 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
     network.report = report
     distinct = int(vertex.max() + 1) if len(vertex) else 0
     network.stats.update(
-        excluded_by_reason={str(k): int(v) for k, v in report.rejected["reason"].value_counts().items()},
+        excluded_by_reason=report.rejected_by_reason(),
         # vertices that coincide within 1 mm without being bit-identical
         merged_duplicate_nodes=int(len(np.unique(coords, axis=0)) - distinct),
     )
@@ -669,8 +670,7 @@ def network_from_graph(graph, *, target_crs=None, source: str = "osmnx graph") -
     key = shapely.to_wkb(shapely.normalize(np.asarray(edges.geometry.array, dtype=object)))
     edges = edges[~pd.Series(key).duplicated().to_numpy()]
     coords, part = shapely.get_coordinates(np.asarray(edges.geometry.array, dtype=object), return_index=True)
-    (lon0, lat0), (lon1, lat1) = coords.min(axis=0), coords.max(axis=0)
-    crs = _metric_crs(target_crs, ((lon0 + lon1) / 2, (lat0 + lat1) / 2), source)
+    crs = _metric_crs(target_crs, (*coords.min(axis=0), *coords.max(axis=0)), source)
     network, edge_part, _, _ = _network_from_lonlat(coords, part, None, crs)
 
     def first(value: Any) -> Any:  # osmnx merges tags of simplified edges into lists
@@ -678,14 +678,12 @@ def network_from_graph(graph, *, target_crs=None, source: str = "osmnx graph") -
 
     highway = edges["highway"].map(first).fillna("").astype(str).to_numpy() if "highway" in edges else \
         np.full(len(edges), "")
-    network.edges["highway"] = highway[edge_part]
-    network.edges.insert(network.edges.columns.get_loc("highway") + 1, "osm_id",
-                         edges["osmid"].map(first).astype(np.int64).to_numpy()[edge_part])
+    _label_edges(network, highway[edge_part], "osm_id", edges["osmid"].map(first).astype(np.int64).to_numpy()[edge_part])
     network.report = LayerReport(layer="network", source=source, read=len(edges))
     network.report.notes.append("ways selected by osmnx's walk filter")
     # graph nodes at one location (duplicate OSM nodes) became one network node
     used = nodes.loc[np.unique(np.concatenate([edges.index.get_level_values(i) for i in (0, 1)])), ["x", "y"]]
-    fixed = np.rint(used.to_numpy() * OSM_COORDINATE_SCALE).astype(np.int64)
+    fixed = _osm_grid(used.to_numpy())
     network.stats.update(
         excluded_by_reason={},
         merged_duplicate_nodes=int(len(used) - (_vertex_ids(fixed[:, 0], fixed[:, 1]).max() + 1)),
@@ -711,6 +709,11 @@ def _vertex_ids(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         y = np.unique(y, return_inverse=True)[1]
         span_y = int(y.max()) + 1
     return np.unique(x.astype(np.int64) * span_y + y, return_inverse=True)[1]
+
+
+def _osm_grid(lonlat: np.ndarray) -> np.ndarray:
+    """(N, 2) lon/lat as integers on libosmium's 1e-7° grid: equal keys, equal OSM location."""
+    return np.rint(lonlat * OSM_COORDINATE_SCALE).astype(np.int64)
 
 
 def _run_ends(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -842,10 +845,19 @@ def _assemble(
     return network, kept_pieces
 
 
-def _metric_crs(target_crs, centre: tuple[float, float], source) -> pyproj.CRS:
-    """``target_crs`` as a projected pyproj CRS, or the UTM zone of ``centre`` (lon, lat)."""
+def _label_edges(network: Network, highway: np.ndarray, id_column: str, ids: np.ndarray) -> None:
+    """Give the assembled edges their road class and source id (``osm_id`` or
+    ``source_row``), the id right after ``highway``."""
+    network.edges["highway"] = highway
+    network.edges.insert(network.edges.columns.get_loc("highway") + 1, id_column, ids)
+
+
+def _metric_crs(target_crs, extent, source) -> pyproj.CRS:
+    """``target_crs`` as a projected pyproj CRS, or the UTM zone of the centre of ``extent``
+    (west, south, east, north in degrees)."""
     if target_crs is None:
-        return utm_crs(*centre)
+        west, south, east, north = extent
+        return utm_crs((west + east) / 2, (south + north) / 2)
     try:
         crs = pyproj.CRS.from_user_input(target_crs)
     except pyproj.exceptions.CRSError:

@@ -72,6 +72,9 @@ def read_population_raster(
         A second raster of elderly people per cell, sampled at the same cell centres: read
         cell by cell when it is on the same grid, else sampled at the centres and scaled by
         the ratio of cell areas (it must then share the population raster's CRS).
+    study_buffer_m : float
+        How far the read window and the kept cell centres may reach beyond the study area
+        (default 0).
 
     Returns
     -------
@@ -92,10 +95,10 @@ def read_population_raster(
     with src:
         if src.crs is None:
             raise InputError(f"{path}: the raster has no CRS; set it (e.g. gdal_edit.py -a_srs EPSG:4326) and retry")
-        area = tables.study_area_geometry(study_area, target_crs)
+        zone = tables.study_zone(study_area, target_crs, study_buffer_m)
         window = Window(0, 0, src.width, src.height)
-        if area is not None:
-            window = _window_for(src, area, target_crs, study_buffer_m, path)
+        if zone is not None:
+            window = _window_for(src, zone, target_crs, path)
         if src.count > 1:
             report.notes.append(f"band 1 of {src.count} read")
         values = src.read(1, window=window, masked=True)
@@ -112,16 +115,14 @@ def read_population_raster(
         report.notes.append(f"{int(nodata.sum())} nodata and {int((~nodata & (data == 0)).sum())} zero cells skipped")
         xs, ys = _centres(wtransform, rr, cc)
         raster_crs = src.crs
-        cell_area = abs(src.transform.a * src.transform.e - src.transform.b * src.transform.d)
+        cell_area = abs(src.transform.determinant)
         grid = (src.crs, src.transform, src.width, src.height)
     rows = pd.DataFrame({"row": (rr + r0) * grid[2] + (cc + c0) + 1, "raster_row": rr + r0, "raster_col": cc + c0, "value": value})
     reason = np.full(rr.size, "", dtype=object)
     reason[~np.isfinite(value)] = "non-finite count"
     reason[(reason == "") & (value < 0)] = "negative count"
     gx, gy = ccrs.transform_xy(xs, ys, raster_crs, target_crs)
-    if area is not None:
-        zone = shapely.buffer(area, study_buffer_m) if study_buffer_m else area
-        shapely.prepare(zone)
+    if zone is not None:
         reason[(reason == "") & ~shapely.contains_xy(zone, gx, gy)] = "outside study area"
     if elderly_raster is not None:
         elderly = _sample_elderly(elderly_raster, grid, rr + r0, cc + c0, xs, ys, cell_area, report)
@@ -145,15 +146,19 @@ def read_population_raster(
     return out, report
 
 
+def _affine(transform, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``transform`` applied to coordinate arrays (vectorised: rotated grids too)."""
+    return transform.a * a + transform.b * b + transform.c, transform.d * a + transform.e * b + transform.f
+
+
 def _centres(transform, rows, cols) -> tuple[np.ndarray, np.ndarray]:
-    """Cell-centre coordinates (vectorised affine: works for rotated grids too)."""
-    c, r = cols + 0.5, rows + 0.5
-    return transform.a * c + transform.b * r + transform.c, transform.d * c + transform.e * r + transform.f
+    """Cell-centre coordinates of cells (``rows``, ``cols``) of a raster with ``transform``."""
+    return _affine(transform, cols + 0.5, rows + 0.5)
 
 
-def _window_for(src, area, target_crs, buffer_m, path) -> Window:
-    """The raster window covering the study area's bounds (grown by the buffer)."""
-    x0, y0, x1, y1 = shapely.bounds(shapely.buffer(area, buffer_m) if buffer_m else area)
+def _window_for(src, zone, target_crs, path) -> Window:
+    """The raster window covering the bounds of the study zone (in ``target_crs``)."""
+    x0, y0, x1, y1 = shapely.bounds(zone)
     # densify the bounds' edges: a straight edge in one CRS is curved in another
     edge = np.linspace(0.0, 1.0, 21)
     bx = np.concatenate([x0 + (x1 - x0) * edge, np.full(21, x1), x1 - (x1 - x0) * edge, np.full(21, x0)])
@@ -187,10 +192,9 @@ def _sample_elderly(path, grid, rows, cols, xs, ys, cell_area, report) -> np.nda
         if same_grid:
             er, ec, scale = rows, cols, 1.0
         else:
-            inv = ~src.transform
-            fc, fr = inv.a * xs + inv.b * ys + inv.c, inv.d * xs + inv.e * ys + inv.f
+            fc, fr = _affine(~src.transform, xs, ys)
             er, ec = np.floor(fr).astype(np.int64), np.floor(fc).astype(np.int64)
-            scale = cell_area / abs(src.transform.a * src.transform.e - src.transform.b * src.transform.d)
+            scale = cell_area / abs(src.transform.determinant)
             report.notes.append(f"elderly raster on another grid: sampled at cell centres, scaled by cell area ×{scale:.4g}")
         out = np.full(rows.size, np.nan)
         inside = (er >= 0) & (er < src.height) & (ec >= 0) & (ec < src.width)
@@ -203,22 +207,6 @@ def _sample_elderly(path, grid, rows, cols, xs, ys, cell_area, report) -> np.nda
 
 
 # ------------------------------------------------------------------------ points
-
-
-def _vector(path, layer, what):
-    df, meta = tables.read_table(path, layer=layer)
-    if meta.kind != "vector":
-        raise InputError(f"{path}: {what} needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
-    if meta.crs is None:
-        raise InputError(f"{path}: the layer has no CRS (.prj missing?); define it in QGIS/ArcGIS and save again")
-    return df, meta
-
-
-def _geometry_reason(df) -> np.ndarray:
-    geom = df.geometry
-    reason = np.full(len(df), "", dtype=object)
-    reason[np.asarray(geom.isna() | geom.is_empty)] = "missing geometry"
-    return reason
 
 
 def read_population_points(
@@ -244,11 +232,17 @@ def read_population_points(
     elderly_field : str, optional
         Elderly per feature; else ``elderly_share`` × people; one of them is required
         (a field named like 老年人口/60岁以上/elderly is detected).
+    elderly_share : float, optional
+        Elderly = share × people, when there is no elderly field.
     households_field : str, optional
         Households per feature (output column ``households`` when given or detected).
     target_crs : CRS-like
-    study_area : optional
+    study_area : geometry, GeoSeries or GeoDataFrame, optional
         Features farther than ``study_buffer_m`` from it are rejected.
+    study_buffer_m : float
+        How far outside the study area a feature may lie (default 0: inside it).
+    layer : str or int, optional
+        Layer of a multi-layer file (default: the first).
 
     Returns
     -------
@@ -257,36 +251,32 @@ def read_population_points(
         non-finite counts, elderly > people, outside study area.
     """
     share = _share(elderly_share, what=str(path))
-    df, meta = _vector(path, layer, "population points")
+    df, meta = tables.read_layer(path, layer=layer, need="population points needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
     report = tables.start_report("population", df, meta)
     count_col = tables.find_column(df, COUNT_CANDIDATES, key="count_field", path=path, given=count_field)
     eld_col = None
     if elderly_field is not None or share is None:
         eld_col = tables.find_column(df, ELDERLY_CANDIDATES, key="elderly_field", path=path, given=elderly_field)
     hh_col = tables.find_column(df, HOUSEHOLD_CANDIDATES, key="households_field", path=path, required=False, given=households_field)
-    reason = _geometry_reason(df)
+    reason = tables.geometry_reason(df)
     people = _counts(df[count_col], reason, "count")
     if eld_col is not None:
         elderly = _counts(df[eld_col], reason, "elderly count")
         reason[(reason == "") & (elderly > people)] = "elderly > people"
     else:
         elderly = people * share
-    households = None
-    if hh_col is not None:
-        # households only inform the per-100-households standard: unknown is NaN, not a rejection
-        households, _ = tables.to_number(df[hh_col], lenient=True)
-        households[~np.isfinite(households) | (households < 0)] = np.nan
+    # households only inform the per-100-households standard: unknown is NaN, not a rejection
+    households = None if hh_col is None else tables.non_negative(df, hh_col, report=report)
 
     pts = tables.representative_points(np.where(reason == "", df.geometry.to_numpy(), None))
     if (df.geometry.geom_type[reason == ""] != "Point").any():
         report.notes.append("polygons placed at a point inside each (centroid where inside)")
     pts = gpd.GeoSeries(pts, crs=meta.crs).to_crs(target_crs)
-    area = tables.study_area_geometry(study_area, target_crs)
-    if area is not None:
-        zone = shapely.buffer(area, study_buffer_m) if study_buffer_m else area
+    zone = tables.study_zone(study_area, target_crs, study_buffer_m)
+    if zone is not None:
         ok = reason == ""
         inside = np.zeros(len(df), dtype=bool)
-        inside[ok] = shapely.within(pts.to_numpy()[ok], zone)
+        inside[ok] = shapely.contains(zone, pts.to_numpy()[ok])  # the prepared zone first
         reason[ok & ~inside] = "outside study area"
     tables.reject_rows(report, df, reason)
     ok = reason == ""
@@ -344,10 +334,10 @@ def distribute_by_buildings(
         total = np.nan
     if not np.isfinite(total) or total < 0:
         raise InputError(f"{path}: total_population {total_population!r} must be a non-negative number")
-    df, meta = _vector(path, layer, "distribute_by_buildings")
+    df, meta = tables.read_layer(path, layer=layer, need="distribute_by_buildings needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
     report = tables.start_report("population", df, meta)
     col = tables.find_column(df, [], key="weight_field", path=path, given=weight_field)
-    reason = _geometry_reason(df)
+    reason = tables.geometry_reason(df)
     weight = _counts(df[col], reason, "weight")
     tables.reject_rows(report, df, reason)
     ok = reason == ""

@@ -48,6 +48,7 @@ class LayerReport:
 
     @property
     def kept(self) -> int:
+        """Rows kept: ``read`` minus the rejected rows."""
         return self.read - len(self.rejected)
 
     def reject(self, rows: pd.DataFrame, reason: str) -> None:
@@ -58,14 +59,19 @@ class LayerReport:
         add["reason"] = reason
         self.rejected = add if self.rejected.empty else pd.concat([self.rejected, add], ignore_index=True)
 
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Number of rejected rows per reason, most frequent first."""
+        if not len(self.rejected):
+            return {}
+        return {str(k): int(v) for k, v in self.rejected["reason"].value_counts().items()}
+
     def to_dict(self) -> dict:
         """The summary.json entry for this layer."""
-        by_reason = self.rejected["reason"].value_counts().to_dict() if len(self.rejected) else {}
         return {
             "source": self.source,
             "read": int(self.read),
             "kept": int(self.kept),
             "rejected": int(len(self.rejected)),
-            "rejected_by_reason": {str(k): int(v) for k, v in by_reason.items()},
+            "rejected_by_reason": self.rejected_by_reason(),
             "notes": list(self.notes),
         }

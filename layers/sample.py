@@ -562,11 +562,17 @@ def _assign_space(estates: list[dict], rng: np.random.Generator) -> None:
 # ----------------------------------------------------------------------------- population
 
 
-def _cell_centres(lay: _Layout) -> tuple[np.ndarray, np.ndarray]:
+def _cell_centres() -> tuple[np.ndarray, np.ndarray]:
+    """Local x, y of the raster cells' centres, in raster order (row 0 is the north edge)."""
     n = int(SIZE_M / CELL_M)
     centres = (np.arange(n) + 0.5) * CELL_M
-    cx, cy = np.meshgrid(centres, centres[::-1])  # row 0 is the north edge
-    return cx, cy
+    return np.meshgrid(centres, centres[::-1])
+
+
+def _cells_in(cx: np.ndarray, cy: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
+    """Cells whose centre lies strictly inside ``rect`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = rect
+    return (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
 
 
 def _split_whole(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -575,12 +581,11 @@ def _split_whole(total: int, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _rasters(lay: _Layout, estates: list[dict], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    cx, cy = _cell_centres(lay)
+    cx, cy = _cell_centres()
     people = np.zeros(cx.shape, dtype=np.float32)
     elderly = np.zeros(cx.shape, dtype=np.float32)
     for e in estates:
-        x0, y0, x1, y1 = e["rect"]
-        inside = (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
+        inside = _cells_in(cx, cy, e["rect"])
         e["population"] = int(round(e["households"] * e["household_size"]))
         counts = _split_whole(e["population"], int(inside.sum()), rng)
         old = np.floor(counts * e["elderly_share"] + rng.random(counts.size))
@@ -791,7 +796,7 @@ def generate_sample(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> SampleD
     facility_wgs84 = _write_facilities(out, fac_rows, lay)
     (out / "config.yaml").write_text(CONFIG_TEMPLATE, encoding="utf-8")
 
-    gaps = _gaps(lay, estates, fac_rows, people)
+    gaps = _gaps(estates, fac_rows, people)
     return SampleDistrict(
         out_dir=out, config=out / "config.yaml", osm=out / "district.osm", facilities=out / "facilities.csv",
         facilities_gbk=out / "facilities_gbk.csv", population=out / "population.tif", elderly=out / "elderly.tif",
@@ -800,14 +805,13 @@ def generate_sample(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> SampleD
     )
 
 
-def _gaps(lay: _Layout, estates: list[dict], fac_rows: list[dict], people: np.ndarray) -> tuple[Gap, ...]:
+def _gaps(estates: list[dict], fac_rows: list[dict], people: np.ndarray) -> tuple[Gap, ...]:
     """The documented gaps, with their numbers; asserts the layout keeps them apart."""
-    cx, cy = _cell_centres(lay)
+    cx, cy = _cell_centres()
     homes = np.zeros(cx.shape, dtype=bool)
     for e in estates:
         if e["community"] == GAP_NO_MEAL_COMMUNITY:
-            x0, y0, x1, y1 = e["rect"]
-            homes |= (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
+            homes |= _cells_in(cx, cy, e["rect"])
     homes &= people > 0
     meals = np.array([(r["x"], r["y"]) for r in fac_rows if r["kind"] in ("both", "meal", "centre")])
     l1 = np.abs(cx[homes][:, None] - meals[:, 0]) + np.abs(cy[homes][:, None] - meals[:, 1])

@@ -120,8 +120,53 @@ def read_table(path, *, encoding: str | None = None, sheet=None, layer=None) -> 
     return df, meta
 
 
+def read_layer(path, *, layer=None, need: str) -> tuple[pd.DataFrame, TableMeta]:
+    """:func:`read_table` for loaders that need a GIS layer with a CRS (boundaries, points).
+
+    Parameters
+    ----------
+    path : str or Path
+    layer : str or int, optional
+        Vector layer (default: the first).
+    need : str
+        What the loader needs, shown when ``path`` is a table: ``"{what} need a polygon
+        layer (GPKG, SHP, GeoJSON), not a table"``.
+
+    Returns
+    -------
+    tuple
+        ``(gdf, meta)`` as from :func:`read_table`; ``meta.crs`` is set.
+
+    Raises
+    ------
+    InputError
+        ``path`` is a CSV/XLSX table, or the layer has no CRS.
+    """
+    df, meta = read_table(path, layer=layer)
+    if meta.kind != "vector":
+        raise InputError(f"{path}: {need}")
+    if meta.crs is None:
+        raise InputError(f"{path}: the layer has no CRS (.prj missing?); define it in QGIS/ArcGIS and save again")
+    return df, meta
+
+
 def start_report(layer: str, df: pd.DataFrame, meta: TableMeta) -> LayerReport:
-    """A :class:`LayerReport` counting ``df`` plus the rows rejected while parsing."""
+    """A :class:`LayerReport` counting ``df`` plus the rows rejected while parsing.
+
+    Parameters
+    ----------
+    layer : str
+        Layer name (``facilities``, ``population``, ``communities`` ...).
+    df : pandas.DataFrame
+        The rows read (:func:`read_table`).
+    meta : TableMeta
+        Its parse-time rejections and notes are carried over.
+
+    Returns
+    -------
+    LayerReport
+        ``read`` = rows of ``df`` + rows rejected while parsing.
+    """
     report = LayerReport(layer=layer, source=meta.path, read=len(df) + len(meta.rejected), notes=list(meta.notes))
     for reason, rows in meta.rejected.groupby("reason", sort=False):
         report.reject(rows.drop(columns="reason"), str(reason))
@@ -132,7 +177,22 @@ def start_report(layer: str, df: pd.DataFrame, meta: TableMeta) -> LayerReport:
 
 
 def decode_bytes(raw: bytes, encoding: str | None, *, path) -> tuple[str, str]:
-    """Decode ``raw`` with ``encoding`` or the detected one; returns ``(text, encoding)``."""
+    """Decode ``raw`` with ``encoding`` or the detected one.
+
+    Parameters
+    ----------
+    raw : bytes
+    encoding : str or None
+        Given by the user (must decode), or None to detect.
+    path : str or Path
+        The file, for error messages.
+
+    Returns
+    -------
+    tuple of str
+        ``(text, encoding)``; the encoding as reported in notes ("utf-8-bom",
+        "mixed utf-8/gb18030" ...).
+    """
     if encoding:
         try:
             return raw.decode(encoding), encoding
@@ -164,26 +224,17 @@ def decode_bytes(raw: bytes, encoding: str | None, *, path) -> tuple[str, str]:
 def _decode_mixed(raw: bytes) -> str | None:
     """Decode line by line when some lines are UTF-8 and others GBK (rows appended to a CSV
     by different programs); None unless both kinds of line are present."""
-    lines = raw.splitlines(keepends=True)
-    utf8 = np.zeros(len(lines), dtype=bool)
-    for i, line in enumerate(lines):
-        try:
-            line.decode("utf-8")
-            utf8[i] = not line.isascii()
-        except UnicodeDecodeError:
-            pass
-    if not utf8.any():
-        return None
-    out = []
-    for line in lines:
+    out, any_utf8 = [], False
+    for line in raw.splitlines(keepends=True):
         try:
             out.append(line.decode("utf-8-sig"))
+            any_utf8 |= not line.isascii()
         except UnicodeDecodeError:
             try:
                 out.append(line.decode("gb18030"))
             except UnicodeDecodeError:
                 return None
-    return "".join(out)
+    return "".join(out) if any_utf8 else None
 
 
 def _read_csv(p: Path, encoding: str | None) -> tuple[pd.DataFrame, TableMeta]:
@@ -316,19 +367,40 @@ def dbf_encoding(dbf: Path) -> str | None:
     return "UTF-8" if errors["utf-8"] <= errors["gb18030"] else "GB18030"
 
 
+def shapefile_encoding(path) -> str | None:
+    """The DBF text encoding of a shapefile that has no ``.cpg`` (see :func:`dbf_encoding`).
+
+    GDAL would read such a DBF as Latin-1, turning GBK field names (道路等级) and values
+    into mojibake that no column lookup finds.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any vector file.
+
+    Returns
+    -------
+    str or None
+        "UTF-8" or "GB18030"; None for other formats, a shapefile with a ``.cpg``, or
+        ASCII-only attributes (GDAL's default is then right).
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".shp" or any(p.with_suffix(s).exists() for s in (".cpg", ".CPG")):
+        return None
+    dbf = next((d for d in (p.with_suffix(".dbf"), p.with_suffix(".DBF")) if d.exists()), None)
+    return dbf_encoding(dbf) if dbf is not None else None
+
+
 def _read_vector(p: Path, encoding: str | None, layer) -> tuple[pd.DataFrame, TableMeta]:
     import pyogrio
     from pyogrio.errors import DataLayerError, DataSourceError
 
     meta = TableMeta(path=str(p), kind="vector")
     enc = encoding
-    if p.suffix.lower() == ".shp" and enc is None:
-        cpg = next((c for c in (p.with_suffix(".cpg"), p.with_suffix(".CPG")) if c.exists()), None)
-        dbf = next((d for d in (p.with_suffix(".dbf"), p.with_suffix(".DBF")) if d.exists()), None)
-        if cpg is None and dbf is not None:
-            enc = dbf_encoding(dbf)
-            if enc:
-                meta.notes.append(f"no .cpg: attribute text detected as {enc}")
+    if enc is None:
+        enc = shapefile_encoding(p)
+        if enc:
+            meta.notes.append(f"no .cpg: attribute text detected as {enc}")
     try:
         layers = pyogrio.list_layers(p)
         if layer is None and len(layers) > 1:
@@ -404,17 +476,18 @@ def find_column(df: pd.DataFrame, candidates, *, key: str, path, required: bool 
             return hit[0]
         raise InputError(f"{path}: column {given!r} (for {key}) not found; columns are: {shown}; fix {key} in the config")
     normed = {c: _norm(c) for c in columns}
-    for cand in candidates:
-        exact = [c for c in columns if normed[c] == _norm(cand)]
+    wanted = [(cand, _norm(cand)) for cand in candidates]
+    for _, nc in wanted:
+        exact = [c for c in columns if normed[c] == nc]
         if exact:
             return exact[0]
+    tokens = {c: _tokens(c) for c in columns}
     ambiguous = []
-    for cand in candidates:
-        nc = _norm(cand)
+    for cand, nc in wanted:
         if _has_cjk(nc):
             hits = [c for c in columns if nc in normed[c]]
         else:
-            hits = [c for c in columns if nc in _tokens(c)]
+            hits = [c for c in columns if nc in tokens[c]]
         if len(hits) == 1:
             return hits[0]
         if hits:
@@ -437,6 +510,13 @@ def to_number(values, *, lenient: bool = False) -> tuple[np.ndarray, np.ndarray]
     Full-width digits and signs, surrounding spaces and thousands separators (``1,200``) are
     accepted; ``lenient`` also takes the first number out of text with units
     (``500㎡``, ``约50张``, ``2005年``).
+
+    Parameters
+    ----------
+    values : array-like
+        Cells as read: text, numbers (kept as they are) or missing values.
+    lenient : bool
+        Take the first number out of text that holds more than a number.
 
     Returns
     -------
@@ -463,6 +543,56 @@ def to_number(values, *, lenient: bool = False) -> tuple[np.ndarray, np.ndarray]
     return out, bad
 
 
+def text_column(df: pd.DataFrame, col: str | None) -> pd.Series:
+    """A text column, stripped, with blank cells as NA.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    col : str or None
+        The column; None (not found) gives NA throughout.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype on a 0..n-1 index.
+    """
+    if col is None:
+        return pd.Series(pd.NA, index=range(len(df)), dtype="string")
+    s = df[col].astype("string").str.strip().reset_index(drop=True)
+    return s.where(s != "", pd.NA)
+
+
+def non_negative(df: pd.DataFrame, col: str | None, *, report: LayerReport, label: str | None = None) -> np.ndarray:
+    """An optional non-negative quantity (floor area, beds, households) from column ``col``.
+
+    Parsed with lenient :func:`to_number`; unreadable, infinite and negative values are left
+    unknown (NaN) and counted in a note of ``report`` rather than rejecting the row.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    col : str or None
+        The column; None (not found) gives NaN throughout.
+    report : LayerReport
+    label : str, optional
+        Named in the note (default: ``col``).
+
+    Returns
+    -------
+    numpy.ndarray
+        One float per row of ``df``, NaN where unknown.
+    """
+    if col is None:
+        return np.full(len(df), np.nan)
+    v, bad = to_number(df[col], lenient=True)
+    wrong = bad | np.isinf(v) | (v < 0)
+    if wrong.any():
+        report.notes.append(f"{label or col}: {int(wrong.sum())} unreadable or negative value(s) left unknown (NaN)")
+    v[wrong] = np.nan
+    return v
+
+
 # ------------------------------------------------------------------- coordinates
 
 
@@ -481,16 +611,35 @@ class Located:
     notes: list[str]
 
 
-def study_area_geometry(study_area, target_crs):
-    """One shapely geometry in ``target_crs`` from a geometry, GeoSeries or GeoDataFrame (None passes)."""
+def study_zone(study_area, target_crs, buffer_m: float = 0.0):
+    """The zone points must fall in: the study area grown by ``buffer_m``, prepared.
+
+    Parameters
+    ----------
+    study_area : geometry, GeoSeries, GeoDataFrame or None
+        A bare geometry is taken to be in ``target_crs``; a GeoSeries/GeoDataFrame with a
+        CRS is reprojected to it. Several features are unioned.
+    target_crs : CRS-like
+    buffer_m : float
+        Grow the area by this much (0: the area itself).
+
+    Returns
+    -------
+    shapely.Geometry or None
+        None when ``study_area`` is None.
+    """
     if study_area is None:
         return None
     if isinstance(study_area, shapely.Geometry):
-        return study_area
-    geo = getattr(study_area, "geometry", study_area)
-    if getattr(geo, "crs", None) is not None and target_crs is not None:
-        geo = geo.to_crs(target_crs)
-    return shapely.union_all(np.asarray(geo.values if hasattr(geo, "values") else geo))
+        area = study_area
+    else:
+        geo = getattr(study_area, "geometry", study_area)
+        if getattr(geo, "crs", None) is not None and target_crs is not None:
+            geo = geo.to_crs(target_crs)
+        area = shapely.union_all(np.asarray(geo.values if hasattr(geo, "values") else geo))
+    zone = shapely.buffer(area, buffer_m) if buffer_m else area
+    shapely.prepare(zone)
+    return zone
 
 
 def locate(x, y, *, source_crs, kind: str, target_crs, auto_fix: bool = False, study_area=None, study_buffer_m: float = 1000.0, reason=None) -> Located:
@@ -510,6 +659,8 @@ def locate(x, y, *, source_crs, kind: str, target_crs, auto_fix: bool = False, s
         Swap pairs that are lat/lng swapped (else reject them with :data:`SWAPPED`).
     study_area : geometry, GeoSeries or GeoDataFrame, optional
         In ``target_crs``; points farther than ``study_buffer_m`` from it are rejected.
+    study_buffer_m : float
+        See ``study_area``.
     reason : array of str, optional
         Reasons already found (e.g. "non-numeric coordinates"); kept, and those rows skipped.
 
@@ -558,10 +709,8 @@ def locate(x, y, *, source_crs, kind: str, target_crs, auto_fix: bool = False, s
         lon[ok], lat[ok] = ccrs.to_wgs84(lon[ok], lat[ok], kind)
         notes.append(f"{int(ok.sum())} point(s) converted from {kind.upper()} to WGS-84")
     gx, gy = ccrs.transform_xy(lon, lat, 4326, target_crs)
-    area = study_area_geometry(study_area, target_crs)
-    if area is not None and ok.any():
-        zone = shapely.buffer(area, study_buffer_m) if study_buffer_m else area
-        shapely.prepare(zone)
+    if study_area is not None and ok.any():
+        zone = study_zone(study_area, target_crs, study_buffer_m)
         inside = np.zeros(n, dtype=bool)
         inside[ok] = shapely.contains_xy(zone, gx[ok], gy[ok])
         why[ok & ~inside] = "outside study area"
@@ -579,7 +728,20 @@ def locate(x, y, *, source_crs, kind: str, target_crs, auto_fix: bool = False, s
 
 
 def parse_crs_option(value, *, path) -> tuple[str, pyproj.CRS]:
-    """:func:`crs.parse_crs` with a one-line :class:`InputError` for unknown names."""
+    """:func:`crs.parse_crs` with a one-line :class:`InputError` for unknown names.
+
+    Parameters
+    ----------
+    value : str
+        The config's ``crs:`` value.
+    path : str or Path
+        The file it applies to, for the error message.
+
+    Returns
+    -------
+    tuple
+        ``(kind, pyproj.CRS)`` as from :func:`crs.parse_crs`.
+    """
     try:
         return ccrs.parse_crs(value)
     except (pyproj.exceptions.CRSError, ValueError, TypeError):
@@ -591,6 +753,15 @@ def coordinate_columns(df: pd.DataFrame, *, path, x=None, y=None) -> tuple[np.nd
 
     Uses ``x``/``y`` when given, else the usual headers (经度/纬度, lng/lat, x/y), else one
     combined ``lng,lat`` column (Amap's ``location``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table as from :func:`read_table`.
+    path : str or Path
+        The file, for error messages.
+    x, y : str, optional
+        Column names from the config (must exist); detected when None.
 
     Returns
     -------
@@ -622,16 +793,53 @@ def coordinate_columns(df: pd.DataFrame, *, path, x=None, y=None) -> tuple[np.nd
 
 
 def reject_rows(report: LayerReport, df: pd.DataFrame, reason: np.ndarray) -> None:
-    """Reject the rows of ``df`` with a non-empty ``reason`` (one group per reason)."""
+    """Reject the rows of ``df`` with a non-empty ``reason`` (one group per reason).
+
+    Parameters
+    ----------
+    report : LayerReport
+        Receives the rejected rows (without their geometry column).
+    df : pandas.DataFrame
+        The rows as read, with their ``row`` column.
+    reason : array of str
+        One per row of ``df``; "" keeps the row.
+    """
     reason = np.asarray(reason, dtype=object)
-    shown = df.drop(columns=[c for c in df.columns if c == getattr(df, "_geometry_column_name", None)])
-    shown = pd.DataFrame(shown)
+    geometry = getattr(df, "_geometry_column_name", None)  # rejected rows are written as CSV
+    shown = pd.DataFrame(df.drop(columns=[geometry] if geometry in df.columns else []))
     for r in pd.unique(reason[reason != ""]):
         report.reject(shown.loc[reason == r], str(r))
 
 
+def geometry_reason(df) -> np.ndarray:
+    """Reject features without a geometry.
+
+    Parameters
+    ----------
+    df : geopandas.GeoDataFrame
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array: "missing geometry" where the geometry is null or empty, else "".
+    """
+    geom = df.geometry.to_numpy()
+    return np.where(shapely.is_missing(geom) | shapely.is_empty(geom), "missing geometry", "").astype(object)
+
+
 def representative_points(geoms) -> np.ndarray:
-    """Centroids, or a point on the surface where the centroid falls outside (L-shapes, rings)."""
+    """Centroids, or a point on the surface where the centroid falls outside (L-shapes, rings).
+
+    Parameters
+    ----------
+    geoms : array of shapely geometries
+        None stays None.
+
+    Returns
+    -------
+    numpy.ndarray
+        One Point per geometry, inside it (on it, for lines).
+    """
     geoms = np.asarray(geoms)
     cent = shapely.centroid(geoms)
     inside = shapely.is_empty(geoms) | shapely.within(cent, geoms) | (shapely.get_type_id(geoms) == 0)

@@ -423,6 +423,22 @@ def test_lines_multilinestring_exploded_and_bad_rows_rejected(tmp_path):
     assert 6 not in set(kept_all.report.rejected["row"]) and kept_all.stats["components"] == 2
 
 
+def test_lines_gbk_shapefile_without_cpg_still_excludes_by_chinese_class(tmp_path):
+    # GDAL reads a DBF without .cpg as Latin-1: the 道路等级 field would not be found and
+    # the 高速公路 would stay in the walking network
+    path = tmp_path / "roads.shp"
+    gpd.GeoDataFrame(
+        {"道路等级": ["高速公路", "支路"]},
+        geometry=[LineString(shifted((0, 0), (100, 0))), LineString(shifted((0, 10), (100, 10)))],
+        crs="EPSG:32650",
+    ).to_file(path, encoding="gbk")
+    path.with_suffix(".cpg").unlink(missing_ok=True)
+    net = nw.read_lines(path)
+    assert net.report.rejected.set_index("row")["reason"].to_dict() == {1: "道路等级=高速公路"}
+    assert net.edges["highway"].tolist() == ["支路"]
+    assert "no .cpg: attribute text detected as GB18030" in net.report.notes
+
+
 def test_lines_in_lonlat_are_projected_to_utm(tmp_path):
     a, b, c = (116.401, 39.901), (116.405, 39.901), (116.405, 39.905)
     path = write_lines(tmp_path / "ll.gpkg", [LineString([a, b]), LineString([b, c])], crs="EPSG:4326")

@@ -145,6 +145,21 @@ def test_population_points_and_polygons(tmp_path):
     assert pts.elderly.tolist() == [250.0, 500.0, 75.0]
 
 
+def test_unreadable_households_are_unknown_and_noted(tmp_path):
+    g = gpd.GeoDataFrame(
+        {"人口": [10, 20, 30, 40], "户数": ["4户", "-1", "x", None]},
+        geometry=[Point(120.30 + 0.01 * i, 31.5) for i in range(4)],
+        crs="EPSG:4326",
+    )
+    p = tmp_path / "hh.gpkg"
+    g.to_file(p)
+    pts, report = read_population_points(p, elderly_share=0.2, target_crs=UTM50)
+    assert len(pts) == 4 and report.rejected.empty  # households never reject a feature
+    assert pts.households.tolist()[0] == 4.0 and np.isnan(pts.households.to_numpy()[1:]).all()
+    # -1 and "x" are wrong; a blank cell is merely unknown
+    assert "户数: 2 unreadable or negative value(s) left unknown (NaN)" in report.notes
+
+
 def test_distribute_sums_and_zero_weights(tmp_path):
     g = gpd.GeoDataFrame(
         {"res_m2": [0.0, 1.0, 3.0, None, -1.0, 4.0]},

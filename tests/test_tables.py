@@ -200,3 +200,75 @@ def test_to_number():
     assert bad.tolist() == [False, False, True, False, False, True, False, False, False, False]
     v, bad = tables.to_number(["500㎡", "约50张", "2005年", "x"], lenient=True)
     assert v[:3].tolist() == [500, 50, 2005] and bad.tolist() == [False, False, False, True]
+
+
+def test_ascii_and_utf8_lines_without_gbk_are_not_mixed(tmp_path):
+    # pure UTF-8 never reaches the mixed decoder; pure GBK is not "mixed" either
+    p = tmp_path / "gbk.csv"
+    p.write_bytes("名称,x\n".encode("gbk") + b"a,1\n" + "阳光,2\n".encode("gbk"))
+    df, meta = tables.read_table(p)
+    assert meta.encoding == "gb18030"
+    assert df["名称"].tolist() == ["a", "阳光"]
+
+
+def test_non_negative_leaves_bad_values_unknown_and_counts_them():
+    from carecircle.layers.report import LayerReport
+
+    report = LayerReport(layer="t", source="t.csv")
+    df = pd.DataFrame({"面积": ["１２０", "500㎡", "-3", "约50张", "inf?", "", None, "abc", "1e999"]})
+    v = tables.non_negative(df, "面积", label="floor area", report=report)
+    # "inf?" has no digits (lenient parse finds no number) and "1e999" overflows to inf
+    want = [120.0, 500.0, np.nan, 50.0, np.nan, np.nan, np.nan, np.nan, np.nan]
+    np.testing.assert_array_equal(v, want)
+    # -3, "inf?", "abc", 1e999: blank cells are unknown without being wrong
+    assert report.notes == ["floor area: 4 unreadable or negative value(s) left unknown (NaN)"]
+    quiet = LayerReport(layer="t", source="t.csv")
+    np.testing.assert_array_equal(tables.non_negative(pd.DataFrame({"b": [1.0, 2.5]}), "b", report=quiet), [1.0, 2.5])
+    np.testing.assert_array_equal(tables.non_negative(df, None, report=quiet), np.full(9, np.nan))
+    assert quiet.notes == []
+    tables.non_negative(pd.DataFrame({"户数": ["-1", "2"]}), "户数", report=quiet)
+    assert quiet.notes == ["户数: 1 unreadable or negative value(s) left unknown (NaN)"]  # the column names itself
+
+
+def test_text_column_strips_and_blanks_to_na():
+    df = pd.DataFrame({"a": [" 甲 ", "", None, "乙"]}, index=[5, 6, 7, 8])
+    s = tables.text_column(df, "a")
+    assert list(s.index) == [0, 1, 2, 3]
+    assert s.tolist()[0] == "甲" and s.tolist()[3] == "乙"
+    assert s.isna().tolist() == [False, True, True, False]
+    assert tables.text_column(df, None).isna().all() and len(tables.text_column(df, None)) == 4
+
+
+def test_study_zone_buffers_reprojects_and_unions():
+    from shapely.geometry import box
+
+    assert tables.study_zone(None, "EPSG:32650") is None
+    zone = tables.study_zone(box(0, 0, 10, 10), "EPSG:32650", 5.0)
+    assert zone.bounds == pytest.approx((-5, -5, 15, 15))
+    assert tables.study_zone(box(0, 0, 10, 10), "EPSG:32650").area == pytest.approx(100.0)
+    # two features, given in another CRS: reprojected to the target, then unioned
+    g = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10), box(10, 0, 20, 10)], crs="EPSG:32650")
+    z = tables.study_zone(g.to_crs("EPSG:4326"), "EPSG:32650")
+    assert z.area == pytest.approx(200.0, rel=1e-6)
+    assert z.bounds == pytest.approx((0, 0, 20, 10), abs=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_geometry_reason_and_read_layer(tmp_path):
+    from shapely.geometry import Polygon
+
+    g = gpd.GeoDataFrame({"a": [1, 2, 3]}, geometry=[Point(1, 2), None, Polygon()], crs="EPSG:4326")
+    assert tables.geometry_reason(g).tolist() == ["", "missing geometry", "missing geometry"]
+    p = tmp_path / "t.csv"
+    p.write_text(ROWS, encoding="utf-8")
+    with pytest.raises(InputError, match=r"t\.csv: things need a layer$"):
+        tables.read_layer(p, need="things need a layer")
+    q = tmp_path / "nocrs.shp"
+    gpd.GeoDataFrame({"a": [1]}, geometry=[Point(1, 2)]).to_file(q)  # no CRS: no .prj
+    with pytest.raises(InputError, match=r"no CRS \(\.prj missing\?\)"):
+        tables.read_layer(q, need="x")
+    r = tmp_path / "ok.gpkg"
+    g.to_file(r)
+    df, meta = tables.read_layer(r, need="x")
+    assert meta.kind == "vector" and meta.crs.to_epsg() == 4326
+    assert df["row"].tolist() == [1, 2, 3]
