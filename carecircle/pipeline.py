@@ -275,6 +275,7 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
 
     communities = indicators.community_indicators(
         com, pop, fac, profile, cutoff_m=walk.distance_m, estates=inputs.estates, nearest=nearest,
+        point_community=cid,
     )
     assessed = standards.assess(communities, fac, profile, streets=inputs.streets, population=pop,
                                 cutoff_m=walk.distance_m, lang=lang)

@@ -326,6 +326,7 @@ def community_indicators(
     estates: gpd.GeoDataFrame | None = None,
     nearest: pd.DataFrame | None = None,
     reach: pd.DataFrame | None = None,
+    point_community: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Measure every community against the walking circle and the floor-space standard.
 
@@ -355,6 +356,9 @@ def community_indicators(
         Only for ``space.count_facilities: circle``: ``name`` (community), ``fid``,
         ``distance_m`` walk distances; without it facilities within ``cutoff_m`` in a
         straight line of the community's representative point are counted.
+    point_community : numpy.ndarray, optional
+        Community position (0..n-1, -1 outside) of each population point, as from
+        :func:`community_of_points`, when the caller has it already; joined here otherwise.
 
     Returns
     -------
@@ -386,7 +390,7 @@ def community_indicators(
     for s in profile.circle_services:
         if f"dist_{s}_m" not in population.columns:
             raise InputError(f"population: dist_{s}_m: column missing; the reach stage must add one per circle service")
-    pcid = community_of_points(population, com).to_numpy()
+    pcid = community_of_points(population, com).to_numpy() if point_community is None else np.asarray(point_community)
     inside = pcid >= 0
     pc = pcid[inside]
     people = pd.to_numeric(population["people"], errors="coerce").fillna(0).to_numpy(dtype=float)[inside]

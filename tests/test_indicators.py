@@ -405,3 +405,18 @@ def test_estate_by_estate_never_below_pooled(rows):
         # Any existing estate short on its own fails its community.
         if table.loc[old, "flag_space"].any():
             assert each.loc[i, "space_shortfall_m2"] > 0
+
+
+
+def test_point_communities_given_by_the_caller_are_used():
+    """The pipeline passes the point → community join it already made instead of joining twice."""
+    from carecircle.coverage.indicators import community_of_points
+
+    joined = run()
+    given = run(point_community=community_of_points(population(), communities()).to_numpy())
+    pd.testing.assert_frame_equal(pd.DataFrame(joined.drop(columns="geometry")),
+                                  pd.DataFrame(given.drop(columns="geometry")))
+    # Points 0–3 lie in 甲, 4–7 in 乙: said to be outside every community, 乙 has none left.
+    moved = run(point_community=np.array([0, 0, 0, 0, -1, -1, -1, -1]))
+    assert list(joined["n_points"]) == [4, 4, 0]
+    assert list(moved["n_points"]) == [4, 0, 0]
