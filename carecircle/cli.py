@@ -97,7 +97,7 @@ def run(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder; the sample inputs go to OUT/input."),
+    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder; the sample inputs are written beside it, to OUT-input."),
     lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en."),
     seed: int = typer.Option(20261122, help="Seed of the sample district generator."),
 ) -> None:
