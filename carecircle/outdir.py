@@ -138,10 +138,11 @@ def check_target(out: str | os.PathLike, *, config_file: Path | None = None, inp
     if target.is_symlink():
         raise _refuse(given, "is a symbolic link", "give the real folder, or a new one")
     resolved = target.resolve()
-    for place, words in _protected(config_file, inputs).items():
-        if resolved == place or resolved in place.parents:
-            what = words if resolved == place else f"a folder above {words}"
-            raise _refuse(given, f"is {what} ({place})", "give a new folder for the outputs, e.g. --out out/run1")
+    places = _protected(config_file, inputs)
+    hit = next((p for p in places if resolved == p), None) or next((p for p in places if resolved in p.parents), None)
+    if hit is not None:
+        what = places[hit] if resolved == hit else f"a folder above {places[hit]}"
+        raise _refuse(given, f"is {what} ({hit})", "give a new folder for the outputs, e.g. --out out/run1")
     if not target.exists():
         return target
     if not target.is_dir():
@@ -241,7 +242,8 @@ def staging(target: Path, log: Log = print) -> Iterator[Path]:
         free = shutil.disk_usage(parent).free
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_failure(err, target) or err from None
+        raise InputError(f"--out {target}: cannot write there ({err.strerror or err}); choose a folder you can "
+                         "write to") from None
     if free < MIN_FREE_BYTES:
         shutil.rmtree(tmp, ignore_errors=True)
         raise InputError(f"--out {target}: the disk is full ({free / 2**20:.0f} MB free, at least "
