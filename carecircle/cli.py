@@ -226,12 +226,14 @@ def main() -> None:
     """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages.
 
     typer handles its own usage errors (exit 2) and ``--help`` by raising SystemExit, which
-    passes through; everything else is caught here. SIGTERM is turned into an exception so that
-    the run removes its staging folder and its chromium child on the way out, as on Ctrl-C.
+    passes through; everything else is caught here. Ctrl-C and SIGTERM are turned into one
+    exception (typer would swallow a KeyboardInterrupt silently) so that the run removes its
+    staging folder and its chromium child on the way out and says so in one line.
     """
     from carecircle import outdir
 
-    signal.signal(signal.SIGTERM, outdir.raise_on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, outdir.raise_on_signal)
     try:
         app()
     except InputError as err:
@@ -241,7 +243,8 @@ def main() -> None:
         _say(("carecircle: stopped", "bold red"), " (Ctrl-C); no output was changed")
         sys.exit(130)
     except outdir.Interrupted as err:
-        _say(("carecircle: stopped", "bold red"), f" ({err}); no output was changed")
+        _say(("carecircle: stopped", "bold red"), f" ({'Ctrl-C' if err.signum == signal.SIGINT else err}); "
+             "no output was changed")
         sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
         _say(("carecircle: internal error:", "bold red"), f" {type(err).__name__}: {err} "
