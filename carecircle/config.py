@@ -212,7 +212,7 @@ class ScenarioFacility(_Section):
 
     @model_validator(mode="after")
     def _on_earth(self) -> "ScenarioFacility":
-        _lonlat(self.lon, self.lat, f"{self.name}: lon/lat")
+        _lonlat(self.lon, self.lat, f"{self.name or 'facility'}: lon/lat")
         return self
 
 
