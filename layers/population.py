@@ -17,9 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
-import rasterio
 import shapely
-from rasterio.windows import Window, from_bounds
 
 from carecircle.layers import crs as ccrs
 from carecircle.layers.accounting import LayerReport, reject_rows, start_report
@@ -87,6 +85,9 @@ def read_population_raster(
         nodata and zero cells are not rows (their counts are in the notes); negative and
         non-finite values, elderly > people and cells outside the study area are rejected.
     """
+    import rasterio
+    from rasterio.windows import Window
+
     share = _share(elderly_share, what=str(path))
     if share is None and elderly_raster is None:
         raise InputError(f"{path}: population raster needs elderly_share or elderly_raster to know the elderly")
@@ -161,6 +162,9 @@ def _centres(transform, rows, cols) -> tuple[np.ndarray, np.ndarray]:
 
 def _window_for(src, zone, target_crs, path) -> Window:
     """The raster window covering the bounds of the study zone (in ``target_crs``)."""
+    import rasterio
+    from rasterio.windows import Window, from_bounds
+
     x0, y0, x1, y1 = shapely.bounds(zone)
     # densify the bounds' edges: a straight edge in one CRS is curved in another
     edge = np.linspace(0.0, 1.0, 21)
@@ -183,6 +187,9 @@ def _window_for(src, zone, target_crs, path) -> Window:
 
 def _sample_elderly(path, grid, rows, cols, xs, ys, cell_area, report) -> np.ndarray:
     """Elderly per population cell from a second raster (NaN where it has no data)."""
+    import rasterio
+    from rasterio.windows import Window
+
     crs, transform, width, height = grid
     try:
         src = rasterio.open(path)
