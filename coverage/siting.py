@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy.sparse import csr_array, diags_array, hstack, vstack
 
 from carecircle.layers.report import InputError
@@ -49,6 +50,9 @@ OBJECTIVES = ("max_coverage", "min_sites")
 TIE_BREAK = 0.5
 #: HiGHS optimality tolerances: proven optimal means within these of the bound.
 MIP_REL_GAP = 1e-6
+#: Worth of share progress towards failing communities in the greedy heuristic (a tie-break
+#: below the elderly one).
+PROGRESS = 1e-3
 MIP_ABS_GAP = 1e-6
 
 
@@ -219,7 +223,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
     if objective == "min_sites":
         target_abs, reachable = _target(demand, m, target)
     greedy_x = _greedy(m, objective, new_sites, target_abs)
-    greedy_value = (len(greedy_x) if objective == "min_sites" else _gain(m, greedy_x)[0])
+    greedy_value = float(len(greedy_x)) if objective == "min_sites" else _gain(m, greedy_x)[0]
     trivial = m.n_cand == 0 or (objective == "max_coverage" and new_sites == 0) or \
         (objective == "min_sites" and target_abs is not None and target_abs <= 1e-12)
     if trivial:
@@ -393,7 +397,11 @@ def _greedy(m: _Model, objective: str, k: int | None, target: float | None) -> n
                           shape=(m.n_pts, m.n_com))
             add = (m.a.astype(float) @ s).tocoo()
             passes = (got[add.col] + add.data >= m.need[add.col] - 1e-12) & ~done[add.col]
-            gain = np.bincount(add.row[passes], minlength=m.n_cand) + norm * gain_v
+            # Progress towards communities not yet passing breaks the remaining ties, so a
+            # site that passes a community only together with another still gets picked.
+            progress = np.where(done[add.col], 0.0, np.minimum(add.data, m.need[add.col] - got[add.col]))
+            gain = (np.bincount(add.row[passes], minlength=m.n_cand) + norm * gain_v
+                    + PROGRESS * np.bincount(add.row, weights=progress, minlength=m.n_cand))
         else:
             gain = gain_v
         j = int(np.argmax(gain))
@@ -414,14 +422,19 @@ def _greedy(m: _Model, objective: str, k: int | None, target: float | None) -> n
 
 
 def _rank(m: _Model, chosen: np.ndarray) -> np.ndarray:
-    """The chosen model candidates in greedy order of their marginal gain among themselves."""
+    """The chosen model candidates in greedy order of their marginal gain among themselves.
+
+    A site that brings no point within the circle once those ranked before it are built is
+    left out: the plan reaches the same with fewer sites (``max_coverage`` asks for at most
+    ``new_sites``).
+    """
+    chosen = np.asarray(chosen, dtype=np.int64)
     if len(chosen) < 2:
-        return np.asarray(chosen, dtype=np.int64)
+        return chosen
     sub = _Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
                  need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=m.by_community)
     order = _greedy(sub, "max_coverage", len(chosen), None)
-    rest = np.setdiff1d(np.arange(len(chosen)), order)  # sites that add nothing once the others are in
-    return np.asarray(chosen)[np.concatenate([order, rest]).astype(np.int64)]
+    return chosen[order]
 
 
 def _capacitated_gain(m: _Model, chosen: np.ndarray, capacity: float) -> float:
@@ -435,10 +448,9 @@ def _capacitated_gain(m: _Model, chosen: np.ndarray, capacity: float) -> float:
 
 
 def _solver_name() -> str:
-    import highspy
+    from importlib.metadata import version
 
-    h = highspy.Highs()
-    return f"HiGHS {h.version()}"
+    return f"HiGHS (highspy {version('highspy')})"
 
 
 def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False):
@@ -557,3 +569,219 @@ def _warm_start(m: _Model, x: np.ndarray, n: int):
     sol.col_value = list(col)
     sol.value_valid = True
     return sol
+
+
+# --------------------------------------------------------------------------- on the walk network
+
+
+@dataclass
+class SitingPlan:
+    """A solved plan on the walk network, as tables and numbers (no words).
+
+    Attributes
+    ----------
+    solution : Solution
+    sites : pandas.DataFrame
+        One row per chosen site in rank order: ``rank``, ``cid`` (candidate id), ``name``,
+        ``x``, ``y`` (analysis CRS), ``snap_m``, ``elderly_new``, ``people_new`` (newly
+        within the circle, in rank order: what the site adds to those ranked before it),
+        ``elderly_reached`` (uncovered elderly it reaches on its own), ``communities_new``
+        (names of communities that newly pass with it, ``、``-joined), ``n_communities_new``,
+        ``community``, ``street`` (where the site lies), ``nearest_facility``,
+        ``nearest_facility_m`` (walk to the nearest existing facility of the service).
+    covered_after : numpy.ndarray
+        Bool per population point: within the circle after the plan.
+    passing_before, passing_after : numpy.ndarray
+        Bool per community.
+    summary : dict
+        The ``siting`` block of summary.json (see the README).
+    """
+
+    solution: Solution
+    sites: pd.DataFrame
+    covered_after: np.ndarray
+    passing_before: np.ndarray
+    passing_after: np.ndarray
+    summary: dict
+
+
+def siting_demand(*, people: np.ndarray, elderly: np.ndarray, point_community: np.ndarray, covered: np.ndarray,
+                  centre_covered: np.ndarray, weight: str, min_share: float) -> Demand:
+    """The demand of the analysis: population points, then one centre per community.
+
+    Mirrors :func:`carecircle.coverage.indicators.community_indicators`: a community's share
+    is weighted by elderly where it has elderly on its points, else by people; a community
+    without weighted points is judged at its centre (all in or all out).
+
+    Parameters
+    ----------
+    people, elderly, point_community, covered : numpy.ndarray
+        Per population point (``point_community`` ``-1`` outside every community;
+        ``covered``: within the circle of an existing facility).
+    centre_covered : numpy.ndarray
+        Per community: its centre within the circle of an existing facility.
+    weight : {"communities", "elderly", "population"}
+    min_share : float
+        ``circle.min_covered_share`` of the profile.
+
+    Returns
+    -------
+    Demand
+        Over ``len(people) + len(centre_covered)`` targets.
+    """
+    n_com = len(centre_covered)
+    inside = point_community >= 0
+    pc = point_community[inside]
+    eld_sum = np.bincount(pc, weights=elderly[inside], minlength=n_com)
+    w = np.zeros(len(people))
+    w[inside] = np.where(eld_sum[pc] > 0, elderly[inside], people[inside])
+    has_points = np.bincount(pc, weights=w[inside], minlength=n_com) > 0
+    com = np.where(inside, point_community, -1)
+    com = np.where(inside & has_points[np.maximum(com, 0)], com, -1)
+    centre_com = np.where(has_points, -1, np.arange(n_com))
+    value = people if weight == "population" else elderly
+    return Demand(
+        value=np.concatenate([value, np.zeros(n_com)]),
+        covered=np.concatenate([covered, centre_covered]),
+        community=np.concatenate([com, centre_com]) if weight == "communities" else None,
+        share_weight=np.concatenate([w, np.ones(n_com)]),
+        min_share=min_share,
+        n_communities=n_com,
+    )
+
+
+def plan_sites(graph, candidates, targets, *, candidate_ids, candidate_names, existing, existing_names,
+               people: np.ndarray, elderly: np.ndarray, point_community: np.ndarray, covered: np.ndarray,
+               centre_covered: np.ndarray, community_names: np.ndarray, community_streets: np.ndarray,
+               site_community: np.ndarray, cutoff_m: float, min_share: float, objective: str, weight: str,
+               new_sites: int | None = None, target_share: float | None = None, time_limit_s: float = 60.0,
+               capacity: float | None = None, report_limit_m: float | None = None) -> SitingPlan:
+    """Choose new sites of one service on the walk network and measure what they change.
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    candidates : Snapped
+        The candidate sites (unsnapped ones take no part).
+    targets : Snapped
+        The population points, then one centre per community (as the analysis snaps them).
+    candidate_ids, candidate_names : numpy.ndarray
+        Per candidate.
+    existing : Snapped
+        The service's existing facilities; ``existing_names`` per entry.
+    people, elderly, point_community, covered, centre_covered
+        See :func:`siting_demand`.
+    community_names, community_streets : numpy.ndarray
+        Per community.
+    site_community : numpy.ndarray
+        Per candidate, the community it lies in (``-1`` none).
+    cutoff_m : float
+        The walking circle.
+    min_share : float
+        The majority rule's share.
+    objective, weight, new_sites, target_share, time_limit_s, capacity
+        See :func:`solve`; ``target_share`` defaults to all.
+    report_limit_m : float, optional
+        Search limit for the nearest existing facility of each site (default 3 × circle).
+
+    Returns
+    -------
+    SitingPlan
+    """
+    from carecircle.coverage.catchment import catchment_matrix
+    from carecircle.coverage.reach import nearest_distance
+
+    n_pop, n_com = len(people), len(centre_covered)
+    cover = catchment_matrix(graph, candidates, targets, cutoff_m=cutoff_m)
+    demand = siting_demand(people=people, elderly=elderly, point_community=point_community, covered=covered,
+                           centre_covered=centre_covered, weight=weight, min_share=min_share)
+    sol = solve(cover, demand, objective=objective, new_sites=new_sites,
+                target=1.0 if target_share is None else target_share, time_limit_s=time_limit_s, capacity=capacity)
+    # The majority rule before and after, whatever the weight (the plan's metric).
+    rule = siting_demand(people=people, elderly=elderly, point_community=point_community, covered=covered,
+                         centre_covered=centre_covered, weight="communities", min_share=min_share)
+    before = community_passing(rule, rule.covered)
+    chosen = sol.chosen
+    rows = []
+    cov = rule.covered.copy()
+    passing = before.copy()
+    for site in chosen:  # a handful of sites: one sparse row each
+        newly = cover[[site]].indices
+        newly = newly[~cov[newly]]
+        cov[newly] = True
+        now = community_passing(rule, cov)
+        gained = np.flatnonzero(now & ~passing)
+        passing = now
+        own = cover[[site]].indices
+        own_pop = own[(own < n_pop) & ~rule.covered[own]]
+        pop_new = newly[newly < n_pop]
+        rows.append({"elderly_new": float(elderly[pop_new].sum()), "people_new": float(people[pop_new].sum()),
+                     "elderly_reached": float(elderly[own_pop].sum()),
+                     "communities_new": "、".join(str(n) for n in community_names[gained]),
+                     "n_communities_new": int(len(gained))})
+    after = passing
+    covered_after = cov[:n_pop]
+    limit = 3 * cutoff_m if report_limit_m is None else report_limit_m
+    near_d, near_i = nearest_distance(graph, existing, candidates.take(chosen), cutoff_m=limit)
+    found = near_i >= 0
+    sc = site_community[chosen]
+    sites = pd.DataFrame(rows, columns=["elderly_new", "people_new", "elderly_reached", "communities_new",
+                                        "n_communities_new"])
+    sites.insert(0, "rank", np.arange(1, len(chosen) + 1))
+    sites.insert(1, "cid", np.asarray(candidate_ids)[chosen])
+    sites.insert(2, "name", np.asarray(candidate_names, dtype=object)[chosen])
+    sites.insert(3, "x", candidates.x[chosen])
+    sites.insert(4, "y", candidates.y[chosen])
+    sites.insert(5, "snap_m", candidates.access_m[chosen])
+    sites["community"] = np.where(sc >= 0, community_names[np.maximum(sc, 0)], "") if len(community_names) else ""
+    sites["street"] = np.where(sc >= 0, community_streets[np.maximum(sc, 0)], "") if len(community_streets) else ""
+    names = np.asarray(existing_names, dtype=object)
+    sites["nearest_facility"] = np.where(found, names[np.maximum(near_i, 0)] if len(names) else "", "")
+    sites["nearest_facility_m"] = np.where(found, near_d, np.nan)
+
+    def state(cov_pop, pas, sel_pop=slice(None), sel_com=slice(None)):
+        e, p = elderly[sel_pop], people[sel_pop]
+        c = cov_pop[sel_pop]
+        pas = pas[sel_com]
+        return {"elderly_covered": float(e[c].sum()), "elderly_covered_share": _ratio(e[c].sum(), e.sum()),
+                "population_covered": float(p[c].sum()), "population_covered_share": _ratio(p[c].sum(), p.sum()),
+                "communities_passing": int(pas.sum()), "communities_passing_share": _ratio(pas.sum(), len(pas))}
+
+    streets = []
+    point_street = np.where(point_community >= 0, community_streets[np.maximum(point_community, 0)], None) \
+        if n_com else np.full(n_pop, None)
+    for street in pd.unique(pd.Series(community_streets, dtype=object).dropna()):
+        sp, scm = point_street == street, community_streets == street
+        streets.append({"street": street, "sites": int((sites["street"] == street).sum()),
+                        "before": state(covered, before, sp, scm), "after": state(covered_after, after, sp, scm)})
+    summary = {
+        "objective": objective,
+        "weight": weight,
+        "value": sol.value,
+        "weight_gain": sol.weight_gain,
+        "new_sites": int(len(chosen)),
+        "optimal": sol.optimal,
+        "gap": sol.gap,
+        "bound": sol.bound,
+        "status": sol.status,
+        "solver": sol.solver,
+        "solve_s": round(sol.solve_s, 3),
+        "time_limit_s": time_limit_s,
+        "greedy_value": sol.greedy_value,
+        "target": sol.target,
+        "target_share": target_share,
+        "target_reachable": sol.target_reachable,
+        "capacity": capacity,
+        "candidates_snapped": int(candidates.ok.sum()),
+        "candidates_useful": int(sol.model.get("candidates", 0)),
+        "coverage_pairs": int(cover.nnz),
+        "model": sol.model,
+        "before": state(covered, before),
+        "after": state(covered_after, after),
+        "streets": streets,
+    }
+    return SitingPlan(sol, sites, covered_after, before, after, summary)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return float(part / whole) if whole > 0 else None
