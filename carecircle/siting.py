@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from carecircle.config import RunConfig
-from carecircle.coverage import indicators, snap
+from carecircle.coverage import circle, indicators, snap
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.profile import Profile
 from carecircle.coverage.siting import SitingPlan, plan_sites
 from carecircle.layers import candidates as candidates_layer
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 
 @dataclass
@@ -90,8 +91,6 @@ def site_step(config: RunConfig, profile: Profile, walk, inputs, analysis, log=p
     # The same targets as the analysis: population points, then one centre per community.
     centres = com.geometry.representative_point().values
     targets = snap.snap_points(graph, np.concatenate([pop.geometry.values, centres]), max_snap_m=max_snap)
-    dist = pop[f"dist_{key}_m"].to_numpy(dtype=float)
-    centre_d = analysis.communities[f"nearest_{key}_m"].to_numpy(dtype=float)
     fidx = np.flatnonzero(fac[key].to_numpy(bool) & fac["snapped"].to_numpy(bool))
     existing = snap.snap_points(graph, fac.geometry.values[fidx], max_snap_m=max_snap)
     site_com = indicators.community_of_points(cand, com).to_numpy()
@@ -100,8 +99,8 @@ def site_step(config: RunConfig, profile: Profile, walk, inputs, analysis, log=p
         existing=existing, existing_names=fac["name"].astype(str).to_numpy()[fidx],
         people=pop["people"].to_numpy(float), elderly=pop["elderly"].to_numpy(float),
         point_community=indicators.community_of_points(pop, com).to_numpy(),
-        covered=np.nan_to_num(dist, nan=np.inf) <= walk.distance_m,
-        centre_covered=np.nan_to_num(centre_d, nan=np.inf) <= walk.distance_m,
+        covered=circle.covered(pop, key, walk.distance_m),
+        centre_covered=circle.within(analysis.communities[f"nearest_{key}_m"], walk.distance_m),
         community_names=com["name"].astype(str).to_numpy(),
         community_streets=(com["street"] if "street" in com else pd.Series([""] * len(com))).astype(object).to_numpy(),
         site_community=site_com, cutoff_m=walk.distance_m, min_share=profile.circle.min_covered_share,

@@ -16,7 +16,8 @@ import shapely
 
 from carecircle.layers import facilities as facilities_layer
 from carecircle.layers.network import Network
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 COLUMNS = ["cid", "source_row", "name", "lon", "lat", "geometry"]
 

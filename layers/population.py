@@ -23,7 +23,8 @@ from rasterio.windows import Window, from_bounds
 
 from carecircle.layers import crs as ccrs
 from carecircle.layers import tables
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 COUNT_CANDIDATES = ["常住人口", "人口", "人口数", "总人口", "population", "pop", "people", "count"]
 ELDERLY_CANDIDATES = ["老年人口", "60岁以上", "60岁及以上", "老年人", "elderly", "pop60", "aged60"]
@@ -40,6 +41,25 @@ def _share(value, *, what: str) -> float | None:
     if not 0.0 <= v <= 1.0:
         raise InputError(f"{what}: elderly_share {value!r} must be a fraction between 0 and 1 (e.g. 0.2)")
     return v
+
+
+#: A population point holding more people than this is implausible (a count in the wrong unit?).
+MAX_PLAUSIBLE_PEOPLE = 100_000
+
+
+def _plausible(out: gpd.GeoDataFrame, report: LayerReport, path) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Stop when no people (or no elderly) are left; note points with implausibly many people."""
+    if not out["people"].sum() > 0:
+        raise InputError(f"{path}: population: no people left ({report.read:,} read, {len(report.rejected):,} "
+                         "rejected, the rest 0 or nodata); check the layer, its nodata value and count_field")
+    if not out["elderly"].sum() > 0:
+        raise InputError(f"{path}: population: no elderly left (elderly_share 0, or an empty elderly field or "
+                         "raster); give the elderly share or count")
+    big = out["people"].to_numpy() > MAX_PLAUSIBLE_PEOPLE
+    if big.any():
+        report.notes.append(f"implausible: {int(big.sum())} point(s) with more than {MAX_PLAUSIBLE_PEOPLE:,} people "
+                            f"(largest {out['people'].max():,.0f}); check the count field's unit")
+    return out, report
 
 
 def _output(people, elderly, geoms, crs, households=None) -> gpd.GeoDataFrame:
@@ -143,7 +163,7 @@ def read_population_raster(
         report.notes.append(f"{int(gaps.sum())} cell(s) with no elderly value: set to the raster-wide share {ratio:.3f}")
     out = _output(people, elderly, gpd.points_from_xy(gx[ok], gy[ok]), target_crs)
     report.notes.append(f"{len(out)} cells, {people.sum():.0f} people, {elderly.sum():.0f} elderly")
-    return out, report
+    return _plausible(out, report, path)
 
 
 def _affine(transform, a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +302,7 @@ def read_population_points(
     ok = reason == ""
     report.notes.append(f"people from {count_col!r}, elderly from {eld_col!r}" if eld_col else f"people from {count_col!r}, elderly = {share} × people")
     out = _output(people[ok], elderly[ok], pts.to_numpy()[ok], target_crs, None if households is None else households[ok])
-    return out, report
+    return _plausible(out, report, path)
 
 
 def _counts(series, reason: np.ndarray, label: str) -> np.ndarray:
@@ -351,4 +371,4 @@ def distribute_by_buildings(
     pts = gpd.GeoSeries(tables.representative_points(df.geometry.to_numpy()[ok]), crs=meta.crs).to_crs(target_crs)
     out = _output(people, people * share, pts.to_numpy(), target_crs)
     report.notes.append(f"{total:.0f} people distributed by {col!r} over {int((w > 0).sum())} of {len(w)} features (weight 0 → 0 people)")
-    return out, report
+    return _plausible(out, report, path)

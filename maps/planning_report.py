@@ -15,12 +15,14 @@ than no chart.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import functools
 import html
 import io
 import os
 import shutil
+import signal
 import subprocess
 import warnings
 from collections.abc import Mapping
@@ -475,9 +477,15 @@ def _print_pdf(path: Path, *, required: bool) -> Path | None:
     profile = path.parent / ".chromium-profile"
     cmd = [browser, *HEADLESS_ARGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
            path.resolve().as_uri()]
+    # Its own process group, killed whatever happens (timeout, Ctrl-C, SIGTERM), so that no
+    # chromium helper outlives the run.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        subprocess.run(cmd, capture_output=True, timeout=180, check=False)
+        proc.wait(timeout=180)
     finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         shutil.rmtree(profile, ignore_errors=True)
     if pdf.exists() and pdf.read_bytes()[:4] == b"%PDF":
         return pdf
