@@ -1,7 +1,7 @@
 """The ``carecircle`` command line.
 
 Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample district + run),
-``sample`` (write the sample district only), ``check`` (validate a config), ``compare`` (two
+``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a config), ``compare`` (two
 runs), ``profiles`` (list or show the standards profiles).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
@@ -127,6 +127,37 @@ def run(
     cfg = load_config(config)
     summary = run_pipeline(cfg, out, lang=_choice(lang, ("zh", "en"), "--lang"),
                            basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), offline=offline, log=_log)
+    _report(summary, out)
+
+
+@app.command()
+def site(
+    config: Path = typer.Argument(..., help="Run config YAML with a `siting:` section (service, candidates, objective, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (replaced when the run completes)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en."),
+) -> None:
+    """Where to build next: choose new sites among candidates, keeping the existing facilities.
+
+    Writes the run's outputs plus sites.csv / sites.xlsx / sites.gpkg (WGS-84; the CSV also
+    in GCJ-02), sites_scenario.yaml (`carecircle run` it to see the after-state) and the
+    `siting` block of summary.json. In CONFIG:
+
+        siting:
+          service: meal                          # a circle service of the profile
+          candidates: {path: 候选地块.gpkg, name_field: 名称}   # or {generate: {spacing_m: 100}}
+          objective: max_coverage                # or min_sites (with target_share)
+          new_sites: 5
+          weight: communities                    # or elderly, population
+          time_limit_s: 60
+    """
+    from carecircle.config import load_config
+    from carecircle.siting import site as run_site
+
+    summary = run_site(load_config(config), out, lang=_choice(lang, ("zh", "en"), "--lang"), log=_log)
+    s = summary["siting"]
+    proof = "最优 optimal" if s["optimal"] else f"gap {s['gap']}"
+    console.print(f"  建议选址 sites: {s['new_sites']} ({s['objective']}, {s['weight']}: value {s['value']:g}, "
+                  f"{proof}, {s['solver']}, {s['solve_s']:.1f} s)")
     _report(summary, out)
 
 

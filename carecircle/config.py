@@ -223,6 +223,54 @@ class ScenarioConfig(_Section):
     remove: list[str] = Field(default_factory=list)
 
 
+class CandidateGenerate(_Section):
+    """Candidates spread along the walk network."""
+
+    spacing_m: float = Field(100.0, gt=0)
+
+
+class CandidatesConfig(_Section):
+    """Candidate sites: a file (points or polygons, like ``facilities``) or ``generate``."""
+
+    path: Path | None = None
+    name_field: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str = "wgs84"
+    encoding: str | None = None
+    sheet: str | None = None
+    layer: str | None = None
+    generate: CandidateGenerate | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CandidatesConfig":
+        if (self.path is None) == (self.generate is None):
+            raise ValueError("give exactly one of path, generate")
+        return self
+
+
+class SitingConfig(_Section):
+    """Where to build next: choose new sites of one service among candidates (see the README)."""
+
+    service: str
+    candidates: CandidatesConfig
+    objective: Literal["max_coverage", "min_sites"] = "max_coverage"
+    new_sites: int | None = Field(None, ge=0)
+    target_share: float | None = Field(None, ge=0, le=1)
+    weight: Literal["communities", "elderly", "population"] = "communities"
+    time_limit_s: float = Field(60.0, gt=0)
+    capacity: float | None = Field(None, gt=0)
+    floor_area: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _objective_needs(self) -> "SitingConfig":
+        if self.objective == "max_coverage" and self.new_sites is None:
+            raise ValueError("max_coverage needs new_sites (how many sites to add)")
+        if self.capacity is not None and (self.objective != "max_coverage" or self.weight == "communities"):
+            raise ValueError("capacity works with objective max_coverage and weight elderly or population")
+        return self
+
+
 class RunConfig(_Section):
     """A whole run, as read from the YAML file."""
 
@@ -236,6 +284,7 @@ class RunConfig(_Section):
     walk: WalkConfig = Field(default_factory=WalkConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     scenario: ScenarioConfig | None = None
+    siting: SitingConfig | None = None
     source: Path | None = Field(None, exclude=True)
 
     def input_files(self) -> list[Path]:

@@ -31,6 +31,8 @@ from carecircle.coverage import indicators
 from carecircle.errors import InputError
 from carecircle.layers.accounting import LayerReport
 from carecircle.maps import cells as map_cells, export, html, labels as map_labels, planning_report as report_page
+from carecircle.maps import sites as sites_out
+from carecircle.siting import scenario_block, site_step
 
 
 def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
@@ -261,7 +263,8 @@ def _jsonable(value):
 
 
 def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
-                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool) -> list[str]:
+                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool,
+                  sites: gpd.GeoDataFrame | None = None) -> list[str]:
     """Render and export a finished analysis into ``out`` (never recomputes anything).
 
     Parameters
@@ -274,6 +277,8 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     basemap : {"osm", "amap", "tianditu"}
     offline : bool
         Inline the map's JavaScript and CSS.
+    sites : geopandas.GeoDataFrame, optional
+        Recommended sites (``maps.sites.sites_table``) for the map, the report and shp/.
 
     Returns
     -------
@@ -304,16 +309,16 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
                            actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
-                           lang=lang, basemap=basemap, title=title)
+                           lang=lang, basemap=basemap, title=title, sites=sites)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
-                                 summary=summary, services=services, labels=labels, lang=lang)
+                                 summary=summary, services=services, labels=labels, lang=lang, sites=sites)
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
         export.write_package(
             out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
-                  "uncovered": pop_out[~covered]},
+                  "uncovered": pop_out[~covered], **({"sites": sites} if sites is not None else {})},
             crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
             labels=labels, services=services,
         )
@@ -449,12 +454,21 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                            min_component_nodes=config.network.min_component_nodes,
                            polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+        siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
         summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        if siting is not None:
+            summary["inputs"]["candidates"] = siting.report.to_dict()
+            summary["siting"] = _jsonable(siting.plan.summary)
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
+            sites=sites_out.sites_table(siting.sites, siting.service) if siting is not None else None,
         )
+        if siting is not None:
+            scenario = scenario_block(config, profile, siting)
+            files += [str(p.relative_to(tmp)) for p in
+                      sites_out.write_sites(tmp, siting.sites, siting.service, scenario, lang=lang)]
         files = [f for f in files if f != outdir.MARKER]
         summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)

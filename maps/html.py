@@ -443,6 +443,25 @@ def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> 
     return legend, bool((offered.sum(axis=1) > 1).any())
 
 
+SITE_COLOUR = "#d6336c"
+
+
+def _sites_layer(m, sites, lab, basemap) -> None:
+    """建议选址: one numbered star per recommended site, its effect in the popup."""
+    from carecircle.maps.sites import SITE_LABELS
+
+    i = 0 if lab.lang == "zh" else 1
+    spec = [("rank", _fmt_number), ("service", lambda v: lab.service(v)), ("elderly_new", _fmt_number),
+            ("people_new", _fmt_number), ("communities_new", _fmt_text), ("community", _fmt_text),
+            ("street", _fmt_text), ("nearest_facility", _fmt_text), ("nearest_facility_m", lambda v: _fmt_number(v, " m"))]
+    popups = _tables(sites, [(c, SITE_LABELS[c][i], f) for c, f in spec], heading="name")
+    tips = [f"{int(r)}. {_esc(n)}" for r, n in zip(sites["rank"].tolist(), sites["name"].tolist())]
+    group = folium.FeatureGroup(name=html.escape("建议选址" if lab.lang == "zh" else "Recommended sites")).add_to(m)
+    icon = folium.DivIcon(html=_shape_svg("star", SITE_COLOUR, 22), icon_size=(22, 22), icon_anchor=(11, 11), class_name="cc-icon")
+    _add_geojson(group, _features(display_geometries(sites, basemap=basemap), {"_popup": popups, "_tip": tips}),
+                 marker=folium.Marker(icon=icon), popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+
+
 def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m) -> list[tuple[str, str]]:
     """Walking-circle layers; returns legend rows (label, colour) of the dissolved circles."""
     import folium
@@ -715,6 +734,7 @@ def build_map(
     tianditu_token: str | None = None,
     cluster_threshold: int = CLUSTER_THRESHOLD,
     simplify_m: float = SIMPLIFY_M,
+    sites: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The interactive map of a run.
 
@@ -747,6 +767,9 @@ def build_map(
         Facility markers of a service cluster above this count.
     simplify_m : float
         Display simplification of polygons, metres.
+    sites : geopandas.GeoDataFrame, optional
+        Recommended sites (``carecircle.maps.sites.sites_table``): a 建议选址 layer, each
+        site's effect in its popup.
 
     Returns
     -------
@@ -790,6 +813,8 @@ def build_map(
     if has_population:
         uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
+    if sites is not None and len(sites):
+        _sites_layer(m, sites, lab, basemap)
 
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()

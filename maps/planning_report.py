@@ -351,6 +351,7 @@ def write_report(
     labels: Mapping[str, tuple[str, str]] | None = None,
     lang: str = "zh",
     pdf: bool | None = None,
+    sites: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html`` (and ``report.pdf``) into ``out_dir``.
 
@@ -377,6 +378,9 @@ def write_report(
     pdf : bool, optional
         None (default): also print ``report.pdf`` when headless chromium is installed;
         True: require it; False: HTML only.
+    sites : pandas.DataFrame, optional
+        Recommended sites (``carecircle.maps.sites.sites_table``): each street's page lists
+        the sites that lie in it.
 
     Returns
     -------
@@ -413,6 +417,8 @@ def write_report(
             parts.append(f'<p class="muted">{html.escape(lab.text("no_shortfall"))}</p>')
         parts.append(f"<h3>{html.escape(lab.text('actions'))}</h3>")
         parts.append(action_table(acts, lab) if len(acts) else f'<p class="muted">{html.escape(lab.text("no_actions"))}</p>')
+        if sites is not None and len(sites):
+            parts.append(sites_section(sites[sites["street"] == name], lab))
         parts.append("</section>")
     parts.append(f'<p class="muted">carecircle · {_dt.date.today().isoformat()}</p></body></html>')
     path = out_dir / "report.html"
@@ -420,6 +426,22 @@ def write_report(
     if pdf is not False:
         _print_pdf(path, required=bool(pdf))
     return path
+
+
+def sites_section(sites: pd.DataFrame, lab: L.Labels) -> str:
+    """A street's recommended sites (建议选址): rank, name, what each brings within the circle."""
+    from carecircle.maps.sites import SITE_LABELS
+
+    i = 0 if lab.lang == "zh" else 1
+    head = "建议选址" if lab.lang == "zh" else "Recommended sites"
+    if not len(sites):
+        none = "本街道无建议选址" if lab.lang == "zh" else "No recommended site in this sub-district"
+        return f'<h3>{html.escape(head)}</h3><p class="muted">{html.escape(none)}</p>'
+    cols = ["rank", "name", "elderly_new", "communities_new", "community", "nearest_facility_m"]
+    cells = {c: [html.escape(_fmt(c, v)) for v in sites[c].tolist()] for c in cols}
+    rows = "".join("<tr>" + "".join(f"<td>{cells[c][k]}</td>" for c in cols) + "</tr>" for k in range(len(sites)))
+    ths = "".join(f"<th>{html.escape(SITE_LABELS[c][i])}</th>" for c in cols)
+    return f"<h3>{html.escape(head)}</h3><table><tr>{ths}</tr>{rows}</table>"
 
 
 def _overview(summary: Mapping, lab: L.Labels) -> str:
