@@ -69,13 +69,15 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
+    #: Places per day (托位, 日供餐量, 餐位): the capacity measures' supply (coverage/capacity.py).
+    capacity: str | None = None
     address: str | None = None
     encoding: str | None = None
     sheet: str | None = None
     auto_fix: bool = False
 
     def columns(self) -> dict[str, str]:
-        keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
+        keys = ("x", "y", "name", "type", "floor_area", "beds", "capacity", "address")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
@@ -192,6 +194,7 @@ class ScenarioFacility(_Section):
     crs: str = "wgs84"
     floor_area: float | None = None
     beds: float | None = None
+    capacity: float | None = None
 
 
 class ScenarioConfig(_Section):

@@ -149,7 +149,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
-                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds"]),
+                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")

@@ -34,8 +34,10 @@ COLUMN_CANDIDATES: dict[str, list[str]] = {
     "address": ["地址", "详细地址", "address", "addr"],
     "floor_area": ["建筑面积", "面积", "用房面积", "floor_area", "floorarea", "area_m2"],
     "beds": ["床位数", "床位", "beds", "bed"],
+    # Places per day: day-care places, meals, seats (coverage/capacity.py reads it).
+    "capacity": ["服务能力", "日供餐量", "供餐能力", "供餐量", "餐位数", "餐位", "托位数", "托位", "容量", "capacity", "seats", "places"],
 }
-COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds"}
+COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds", "capacity"}
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "有", "√", "✓", "✔", "对"}
 _FALSE = {"0", "false", "no", "n", "f", "否", "无", "没有", "×", "✗"}
@@ -67,7 +69,7 @@ def read_facilities(
         layer exported from Amap or Baidu, "gcj02"/"bd09" overrides its declared WGS-84.
     columns : dict, optional
         Column names when not detected: keys ``x``, ``y``, ``name``, ``type``,
-        ``floor_area``, ``beds``, ``address``; a service key (``day_care`` ...) names a
+        ``floor_area``, ``beds``, ``capacity`` (places, seats or meals per day), ``address``; a service key (``day_care`` ...) names a
         yes/no column that sets that flag explicitly (是/否, 1/0, true/false; blank cells
         fall back to keywords). Columns named exactly like a service key are used too.
     keywords : dict, optional
@@ -92,7 +94,7 @@ def read_facilities(
     -------
     tuple
         ``(facilities, report)``: columns ``fid``, ``source_row``, ``name``, ``type``,
-        ``address``, ``floor_area_m2``, ``beds``, one bool per service, ``lon``, ``lat``
+        ``address``, ``floor_area_m2``, ``beds``, ``capacity`` (NaN where unknown), one bool per service, ``lon``, ``lat``
         (WGS-84), geometry Point in ``target_crs``.
     """
     columns = {k: v for k, v in (columns or {}).items() if v is not None}
@@ -125,6 +127,7 @@ def read_facilities(
     address = tables.text_column(df, found["address"])
     floor_area = tables.non_negative(df, found["floor_area"], report=report, label="floor area")
     beds = tables.non_negative(df, found["beds"], report=report, label="beds")
+    capacity = tables.non_negative(df, found["capacity"], report=report, label="capacity")
 
     reason = loc.reason.copy()
     reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
@@ -150,6 +153,7 @@ def read_facilities(
             "address": address[ok].fillna("").to_numpy(),
             "floor_area_m2": floor_area[ok],
             "beds": beds[ok],
+            "capacity": capacity[ok],
             **{s: v[ok] for s, v in flags.items()},
             "lon": loc.lon[ok],
             "lat": loc.lat[ok],
@@ -261,7 +265,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: l
         From :func:`read_facilities`.
     add : DataFrame
         Planned facilities: ``name``, ``type``, ``lon``, ``lat``, ``crs`` (wgs84 / gcj02 /
-        bd09), ``floor_area``, ``beds``. Service flags come from the same keywords.
+        bd09), ``floor_area``, ``beds`` and optionally ``capacity``. Service flags come from the same keywords.
     remove : list of str
         Names of facilities to take out; an unknown name is an error.
     keywords : dict
@@ -294,6 +298,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: l
         added = gpd.GeoDataFrame(
             {"source_row": -1, "name": names, "type": types, "address": "（规划）",
              "floor_area_m2": add["floor_area"].astype(float), "beds": add["beds"].astype(float),
+             "capacity": add["capacity"].astype(float) if "capacity" in add else np.nan,
              **keyword_flags(names, types, keywords), "lon": lon, "lat": lat},
             geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326",
         ).to_crs(target_crs)
