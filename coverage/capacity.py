@@ -402,3 +402,48 @@ def capacity_analysis(
             "allocation_rounds": alloc.rounds,
         })
     return CapacityResult(fac_out, com_out, st_out, summary)
+
+
+def capacity_run(graph, facilities: pd.DataFrame, facility_snap, targets, demand: np.ndarray,
+                 point_community: np.ndarray, communities: pd.DataFrame, profile: Profile, *,
+                 circle_m: float, limit_m: float) -> CapacityResult:
+    """:func:`capacity_analysis` with its walk distances: one bounded search per facility.
+
+    Parameters
+    ----------
+    graph : WalkGraph
+    facilities : DataFrame
+        With the service flags and capacity columns.
+    facility_snap : Snapped
+        The facilities snapped (their ``ok`` ones are searched).
+    targets : Snapped
+        The population points, then one centre per community (as the coverage search has them).
+    demand, point_community, communities, profile, circle_m
+        As for :func:`capacity_analysis`.
+    limit_m : float
+        Allocation reaches this far; the search goes to the larger of it and the decay's reach.
+
+    Returns
+    -------
+    CapacityResult
+    """
+    from carecircle.coverage.catchment import catchment_matrix
+
+    cutoff = max(limit_m, circle_m, profile.capacity.decay.reach_m or circle_m)
+    distances = {}
+    for s in profile.capacity.services:
+        rows = np.flatnonzero(facilities[s].to_numpy(bool) & facility_snap.ok)
+        distances[s] = (rows, catchment_matrix(graph, facility_snap.take(rows), targets, cutoff_m=cutoff))
+    return capacity_analysis(facilities, demand, point_community, communities, profile, distances,
+                             circle_m=circle_m, limit_m=cutoff)
+
+
+def join_capacity(result: CapacityResult, facilities: pd.DataFrame, communities: pd.DataFrame,
+                  streets: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The facilities, communities and streets tables with the capacity columns added.
+
+    Streets are matched by name (``street``); a sub-district without communities gets NaN.
+    """
+    names = result.streets.assign(street=result.streets["street"].astype(streets["street"].dtype))
+    return (pd.concat([facilities, result.facilities], axis=1), pd.concat([communities, result.communities], axis=1),
+            streets.merge(names, on="street", how="left"))
