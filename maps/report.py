@@ -216,12 +216,12 @@ def balance_chart(streets: pd.DataFrame, capacity: Mapping, lab: L.Labels) -> st
             if base:
                 ax.axvline(base, color="#333333", lw=0.8, ls="--")
                 ax.annotate(lab.text("city_mean") if capacity["services"][key].get("balance_base") == "city_mean" else f"{base:,.1f}",
-                            (base, 1.0), xycoords=("data", "axes fraction"), fontsize=8, ha="left", va="bottom")
+                            (base, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -2), textcoords="offset points",
+                            fontsize=8, ha="left", va="top")
             ax.set_title(lab.service(key), fontsize=9)
             ax.spines[["top", "right"]].set_visible(False)
-        fig.suptitle(lab.text("balance_chart"), fontsize=10)
         handles = [Patch(color=BALANCE_COLOURS[c], label=lab.text(f"balance_{c}")) for c in ("under", "balanced", "over")]
-        fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+        fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
         return _png(fig)
 
 
