@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 app = typer.Typer(
     name="carecircle",
@@ -146,7 +146,7 @@ def compare(
     lang: str = typer.Option("zh", "--lang", help="zh or en."),
 ) -> None:
     """What changes from RUN_A to RUN_B: communities newly covered, shortfalls closed, per-street deltas."""
-    from carecircle.coverage.compare import compare_runs, write_comparison
+    from carecircle.compare import compare_runs, write_comparison
 
     result = compare_runs(run_a, run_b)
     target = out or (run_b / "compare")

@@ -2,7 +2,7 @@
 
 The keys are a public interface (documented key by key in the README). Relative paths
 resolve against the folder of the config file. Every problem is reported as one line naming
-the file and the key, raised as :class:`~carecircle.layers.report.InputError`.
+the file and the key, raised as :class:`~carecircle.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyproj
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Everything a run can write; ``output.formats`` picks a subset (summary.json is always written).
 OUTPUT_FORMATS = (

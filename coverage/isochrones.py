@@ -36,7 +36,7 @@ from carecircle.coverage.catchment import bounded_search
 from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
 from carecircle.coverage.reach import Augmented, augment, chain_pieces
 from carecircle.coverage.snap import Snapped
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 COLUMNS = ["facility_fid", "service", "kind", "cutoff_m", "minutes", "geometry"]
 QUAD_SEGS = 4

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Service keys every profile must define (the facility loader writes one bool column each).
 REQUIRED_SERVICES = ("day_care", "meal", "street_centre", "institution")

@@ -16,7 +16,8 @@ import pandas as pd
 import shapely
 
 from carecircle.layers import tables
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 COMMUNITY_NAME = ["社区名称", "社区", "村居名称", "村社区", "名称", "name", "community"]
 STREET_NAME = ["街道名称", "所属街道", "街道", "街镇", "镇街", "乡镇街道", "乡镇", "street", "subdistrict", "town"]

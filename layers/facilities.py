@@ -18,7 +18,8 @@ import pyproj
 
 from carecircle.layers import tables
 from carecircle.layers.crs import parse_crs, to_wgs84
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "day_care": ["日间照料", "照料中心", "托老", "日托", "day care", "daycare"],

@@ -35,7 +35,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from carecircle.layers.crs import utm_crs
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.tables import shapefile_encoding
 
 #: ``highway`` values that are never walking ways: the osmnx 2.1 ``walk`` filter

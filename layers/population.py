@@ -23,7 +23,8 @@ from rasterio.windows import Window, from_bounds
 
 from carecircle.layers import crs as ccrs
 from carecircle.layers import tables
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 COUNT_CANDIDATES = ["常住人口", "人口", "人口数", "总人口", "population", "pop", "people", "count"]
 ELDERLY_CANDIDATES = ["老年人口", "60岁以上", "60岁及以上", "老年人", "elderly", "pop60", "aged60"]

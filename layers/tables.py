@@ -29,7 +29,8 @@ import pyproj
 import shapely
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 XLSX_SUFFIXES = {".xlsx", ".xlsm"}

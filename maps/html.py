@@ -53,7 +53,7 @@ from matplotlib import colormaps
 from scipy.spatial import cKDTree
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.maps import labels as L
 
 BASEMAPS = ("osm", "amap", "tianditu")

@@ -8,7 +8,7 @@ from openpyxl import Workbook
 from shapely.geometry import Point
 
 from carecircle.layers import tables
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 ROWS = "名称,经度,纬度,建筑面积\n幸福日间照料中心,120.31,31.49,500\n阳光助餐点,120.32,31.50,80\n"
 
@@ -212,7 +212,7 @@ def test_ascii_and_utf8_lines_without_gbk_are_not_mixed(tmp_path):
 
 
 def test_non_negative_leaves_bad_values_unknown_and_counts_them():
-    from carecircle.layers.report import LayerReport
+    from carecircle.layers.accounting import LayerReport
 
     report = LayerReport(layer="t", source="t.csv")
     df = pd.DataFrame({"面积": ["１２０", "500㎡", "-3", "约50张", "inf?", "", None, "abc", "1e999"]})

@@ -1,4 +1,4 @@
-"""Row accounting and input errors shared by every loader.
+"""Row accounting shared by every loader.
 
 Every input row ends as *kept* or *rejected with a reason*; a :class:`LayerReport` carries
 the counts (``read == kept + rejected``) and the rejected rows themselves, which the pipeline
@@ -10,13 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-
-
-class InputError(ValueError):
-    """Bad input or configuration: the CLI prints the one-line message and exits with 2.
-
-    The message names the file (and the row, column or key) and says what to do.
-    """
 
 
 @dataclass
