@@ -239,6 +239,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         },
         "streets": _jsonable(streets.to_dict(orient="records")),
         "city": _jsonable(analysis.city),
+        "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_array
 
+from carecircle.coverage import circle
 from carecircle.coverage.profile import CapacitySupply, Decay, Profile
 
 #: 供需比 class keys (maps/ gives them words).
@@ -97,7 +98,7 @@ def decay_weight(dist_m: np.ndarray, decay: Decay, reach_m: float) -> np.ndarray
         w = (np.exp(-0.5 * (d / reach_m) ** 2) - edge) / (1.0 - edge)
     else:
         w = np.exp(-d * d / (2.0 * decay.sigma_m**2))
-    return np.where(d <= reach_m, w, 0.0)
+    return np.where(circle.within(d, reach_m), w, 0.0)
 
 
 def _with_data(matrix: csr_array, data: np.ndarray) -> csr_array:
@@ -222,7 +223,7 @@ def allocate(dist: csr_array, capacity: np.ndarray, demand: np.ndarray, *, circl
         full = used[touched] >= left_f[touched]
         left_f[touched] = np.where(full, 0.0, left_f[touched] - used[touched])
         open_ = open_[(left_p[p] > 0) & (left_f[f] > 0)]
-    within = d <= circle_m
+    within = circle.within(d, circle_m)
     served_within = np.bincount(pts, weights=np.where(within, given, 0.0), minlength=n_pts)
     served_beyond = np.bincount(pts, weights=np.where(within, 0.0, given), minlength=n_pts)
     return Allocation(
@@ -347,7 +348,7 @@ def capacity_analysis(
             continue
         cap = capacity[rows]
         full_demand = np.concatenate([demand, np.zeros(n_com)])
-        step = (dist.data <= circle_m).astype(float)
+        step = circle.within(dist.data, circle_m).astype(float)
         _, access, in_catch = two_step_fca(dist, cap, full_demand, step)
         _, access_g, _ = two_step_fca(dist, cap, full_demand, decay_weight(dist.data, cap_cfg.decay, reach_m))
         reached = np.bincount(dist.indices[step > 0], minlength=n_pts + n_com) > 0
