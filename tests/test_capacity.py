@@ -274,3 +274,41 @@ def test_capacity_analysis_tables_by_hand() -> None:
     assert st_.loc["东街道", "supply_demand_ratio_day_care"] == pytest.approx(500 / city)
     assert st_["supply_demand_class_day_care"].to_dict() == {"东街道": "over", "西街道": "under"}
     assert s["elderly_served_within"] + s["elderly_served_beyond"] + s["elderly_unserved"] == pytest.approx(elderly.sum())
+
+
+# ------------------------------------------------------------------------- map and report
+
+
+def test_map_has_a_balance_choropleth_per_measured_service() -> None:
+    from fixtures_maps import layer_features, map_args, small_inputs
+
+    from carecircle.maps import html as H
+
+    inputs = small_inputs()
+    streets = inputs["streets"].copy()
+    streets["supply_per_1000_elderly_meal"] = [12.5, 3.0]
+    streets["supply_demand_class_meal"] = ["over", "under"]
+    page = H.build_map(**map_args(inputs, streets=streets)).get_root().render()
+    feats = layer_features(page)["街道供需比：助餐点"]
+    colours = {f["properties"]["_tip"].split(" · ")[0]: f["properties"]["_colour"] for f in feats}
+    assert colours == {streets["street"][0]: H.BALANCE_COLOURS["over"], streets["street"][1]: H.BALANCE_COLOURS["under"]}
+    assert "供给不足" in feats[1]["properties"]["_tip"] and "3.0" in feats[1]["properties"]["_tip"]
+    assert "街道供需比：日间照料中心" not in layer_features(page)  # not measured: no layer
+    assert "供需比：供给富余" in page  # the legend
+
+
+def test_report_chart_only_for_measured_services() -> None:
+    from carecircle.maps import labels as L
+    from carecircle.maps.planning_report import balance_chart, find_cjk_font
+
+    streets = pd.DataFrame({"street": ["东街道", "西街道"], "supply_per_1000_elderly_meal": [12.5, 3.0],
+                            "supply_demand_class_meal": ["over", "under"]})
+    capacity = {"services": {"meal": {"balance_base": "city_mean", "balance_base_per_1000_elderly": 7.0}}}
+    lab = L.Labels("zh")
+    try:
+        find_cjk_font()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    url = balance_chart(streets, capacity, lab)
+    assert url.startswith("data:image/png;base64,")
+    assert balance_chart(streets.drop(columns="supply_demand_class_meal"), capacity, lab) is None
