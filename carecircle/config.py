@@ -69,16 +69,22 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
-    #: Places per day (托位, 日供餐量, 餐位): the capacity measures' supply (coverage/capacity.py).
-    capacity: str | None = None
+    #: Places per day (服务能力), the capacity measures' supply (coverage/capacity.py): one column
+    #: for every service, or per service (``{meal: 日供餐量, day_care: 托位}``).
+    capacity: str | dict[str, str] | None = None
     address: str | None = None
     encoding: str | None = None
     sheet: str | None = None
     auto_fix: bool = False
 
     def columns(self) -> dict[str, str]:
-        keys = ("x", "y", "name", "type", "floor_area", "beds", "capacity", "address")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if isinstance(self.capacity, dict):
+            out.update({f"capacity_{s}": col for s, col in self.capacity.items()})
+        elif self.capacity is not None:
+            out["capacity"] = self.capacity
+        return out
 
 
 class PopulationConfig(_Section):

@@ -44,15 +44,17 @@ from carecircle.coverage.profile import CapacitySupply, Decay, Profile
 CLASSES = ("under", "balanced", "over")
 
 
-def facility_capacity(facilities: pd.DataFrame, spec: CapacitySupply) -> tuple[np.ndarray, np.ndarray]:
+def facility_capacity(facilities: pd.DataFrame, spec: CapacitySupply, service: str) -> tuple[np.ndarray, np.ndarray]:
     """Places per facility for one service, from the first known source of ``spec.columns``.
 
     Parameters
     ----------
     facilities : DataFrame
-        ``capacity``, ``beds``, ``floor_area_m2`` (missing columns count as unknown).
+        ``capacity_<service>`` and ``capacity`` (the service's own places first, then the
+        list's one figure), ``beds``, ``floor_area_m2``; missing columns count as unknown.
     spec : CapacitySupply
         The sources, in order, and the floor-area norm (m² per place).
+    service : str
 
     Returns
     -------
@@ -64,16 +66,17 @@ def facility_capacity(facilities: pd.DataFrame, spec: CapacitySupply) -> tuple[n
     n = len(facilities)
     capacity = np.full(n, np.nan)
     basis = np.full(n, "", dtype=object)
+    sources = {"capacity": [f"capacity_{service}", "capacity"], "beds": ["beds"], "floor_area": ["floor_area_m2"]}
     for key in spec.columns:
-        col = {"capacity": "capacity", "beds": "beds", "floor_area": "floor_area_m2"}[key]
-        if col not in facilities:
-            continue
-        value = pd.to_numeric(facilities[col], errors="coerce").to_numpy(float)
-        if key == "floor_area":
-            value = value / spec.m2_per_place
-        fill = np.isnan(capacity) & np.isfinite(value) & (value >= 0)
-        capacity[fill] = value[fill]
-        basis[fill] = key
+        for col in sources[key]:
+            if col not in facilities:
+                continue
+            value = pd.to_numeric(facilities[col], errors="coerce").to_numpy(float)
+            if key == "floor_area":
+                value = value / spec.m2_per_place
+            fill = np.isnan(capacity) & np.isfinite(value) & (value >= 0)
+            capacity[fill] = value[fill]
+            basis[fill] = key
     return capacity, basis
 
 
@@ -327,7 +330,7 @@ def capacity_analysis(
     }
     for s, spec in cap_cfg.services.items():
         offers = facilities[s].to_numpy(bool)
-        capacity, basis = facility_capacity(facilities, spec)
+        capacity, basis = facility_capacity(facilities, spec, s)
         capacity[~offers], basis[~offers] = np.nan, ""
         rows, dist = distances.get(s, (np.zeros(0, np.int64), csr_array((0, n_pts + n_com))))
         known = np.isfinite(capacity[rows])
@@ -446,5 +449,7 @@ def join_capacity(result: CapacityResult, facilities: pd.DataFrame, communities:
     Streets are matched by name (``street``); a sub-district without communities gets NaN.
     """
     names = result.streets.assign(street=result.streets["street"].astype(streets["street"].dtype))
+    # The places used replace a capacity_<service> input column of the same name.
+    facilities = facilities.drop(columns=[c for c in result.facilities.columns if c in facilities.columns])
     return (pd.concat([facilities, result.facilities], axis=1), pd.concat([communities, result.communities], axis=1),
             streets.merge(names, on="street", how="left"))

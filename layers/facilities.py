@@ -35,8 +35,14 @@ COLUMN_CANDIDATES: dict[str, list[str]] = {
     "address": ["地址", "详细地址", "address", "addr"],
     "floor_area": ["建筑面积", "面积", "用房面积", "floor_area", "floorarea", "area_m2"],
     "beds": ["床位数", "床位", "beds", "bed"],
-    # Places per day: day-care places, meals, seats (coverage/capacity.py reads it).
-    "capacity": ["服务能力", "日供餐量", "供餐能力", "供餐量", "餐位数", "餐位", "托位数", "托位", "容量", "capacity", "seats", "places"],
+    # Places per day, any service (coverage/capacity.py reads it).
+    "capacity": ["服务能力", "容量", "capacity", "places"],
+}
+# Places of one service (``capacity_<service>``), for a list with a column per service: a
+# day-care centre with a canteen has 托位 and 日供餐量 side by side.
+SERVICE_CAPACITY_CANDIDATES: dict[str, list[str]] = {
+    "meal": ["日供餐量", "供餐能力", "供餐量", "餐位数", "餐位", "meals", "seats"],
+    "day_care": ["托位数", "托位", "日托人数"],
 }
 COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds", "capacity"}
 
@@ -70,7 +76,8 @@ def read_facilities(
         layer exported from Amap or Baidu, "gcj02"/"bd09" overrides its declared WGS-84.
     columns : dict, optional
         Column names when not detected: keys ``x``, ``y``, ``name``, ``type``,
-        ``floor_area``, ``beds``, ``capacity`` (places, seats or meals per day), ``address``; a service key (``day_care`` ...) names a
+        ``floor_area``, ``beds``, ``capacity`` (places, seats or meals per day),
+        ``capacity_<service>`` (that service's places, e.g. ``capacity_meal``), ``address``; a service key (``day_care`` ...) names a
         yes/no column that sets that flag explicitly (是/否, 1/0, true/false; blank cells
         fall back to keywords). Columns named exactly like a service key are used too.
     keywords : dict, optional
@@ -95,12 +102,12 @@ def read_facilities(
     -------
     tuple
         ``(facilities, report)``: columns ``fid``, ``source_row``, ``name``, ``type``,
-        ``address``, ``floor_area_m2``, ``beds``, ``capacity`` (NaN where unknown), one bool per service, ``lon``, ``lat``
+        ``address``, ``floor_area_m2``, ``beds``, ``capacity`` (NaN where unknown), ``capacity_<service>`` where such a column is found, one bool per service, ``lon``, ``lat``
         (WGS-84), geometry Point in ``target_crs``.
     """
     columns = {k: v for k, v in (columns or {}).items() if v is not None}
     keywords = DEFAULT_KEYWORDS if keywords is None else keywords
-    unknown = set(columns) - COLUMN_KEYS - set(keywords)
+    unknown = set(columns) - COLUMN_KEYS - set(keywords) - {f"capacity_{k}" for k in keywords}
     if unknown:
         raise InputError(f"{path}: facilities columns: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(COLUMN_KEYS | set(keywords)))}")
     df, meta = tables.read_table(path, encoding=encoding, sheet=sheet, layer=layer)
@@ -118,7 +125,8 @@ def read_facilities(
     )
     report.notes.extend(loc.notes)
 
-    found = {k: tables.find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in COLUMN_CANDIDATES.items()}
+    candidates = {**COLUMN_CANDIDATES, **{f"capacity_{k}": SERVICE_CAPACITY_CANDIDATES.get(k, []) for k in keywords}}
+    found = {k: tables.find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in candidates.items()}
     detected = [f"{k}={c!r}" for k, c in found.items() if c is not None and k not in columns]
     if detected:
         report.notes.append("columns detected: " + ", ".join(detected))
@@ -129,6 +137,8 @@ def read_facilities(
     floor_area = tables.non_negative(df, found["floor_area"], report=report, label="floor area")
     beds = tables.non_negative(df, found["beds"], report=report, label="beds")
     capacity = tables.non_negative(df, found["capacity"], report=report, label="capacity")
+    service_capacity = {k: tables.non_negative(df, found[k], report=report, label=k)
+                        for k in candidates if k.startswith("capacity_") and found[k] is not None}
 
     reason = loc.reason.copy()
     reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
@@ -155,6 +165,7 @@ def read_facilities(
             "floor_area_m2": floor_area[ok],
             "beds": beds[ok],
             "capacity": capacity[ok],
+            **{k: v[ok] for k, v in service_capacity.items()},
             **{s: v[ok] for s, v in flags.items()},
             "lon": loc.lon[ok],
             "lat": loc.lat[ok],

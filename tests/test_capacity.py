@@ -226,11 +226,14 @@ def test_allocation_equals_the_sequential_rule_and_adds_up(case) -> None:
 
 
 def test_capacity_sources_in_order_and_unknown_left_unknown() -> None:
-    fac = pd.DataFrame({"capacity": [40, np.nan, np.nan, np.nan], "beds": [np.nan, 12, np.nan, np.nan],
-                        "floor_area_m2": [900, 480, 240, np.nan]})
-    cap, basis = facility_capacity(fac, CapacitySupply(columns=["capacity", "beds", "floor_area"], m2_per_place=24))
-    assert cap[:3].tolist() == [40.0, 12.0, 10.0] and np.isnan(cap[3])
-    assert basis.tolist() == ["capacity", "beds", "floor_area", ""]
+    fac = pd.DataFrame({"capacity_meal": [60, np.nan, np.nan, np.nan, np.nan], "capacity": [40, 35, np.nan, np.nan, np.nan],
+                        "beds": [np.nan, 12, 12, np.nan, np.nan], "floor_area_m2": [900, 480, 480, 240, np.nan]})
+    cap, basis = facility_capacity(fac, CapacitySupply(columns=["capacity", "beds", "floor_area"], m2_per_place=24), "meal")
+    # the service's own column first, then the list's one figure, then beds, then floor area
+    assert cap[:4].tolist() == [60.0, 35.0, 12.0, 10.0] and np.isnan(cap[4])
+    assert basis.tolist() == ["capacity", "capacity", "beds", "floor_area", ""]
+    cap, _ = facility_capacity(fac, CapacitySupply(columns=["beds", "capacity"]), "day_care")
+    assert cap[:3].tolist() == [40.0, 12.0, 12.0] and np.isnan(cap[3])
     with pytest.raises(ValueError, match="m2_per_place"):
         CapacitySupply(columns=["floor_area"])
 
@@ -312,3 +315,20 @@ def test_report_chart_only_for_measured_services() -> None:
     url = balance_chart(streets, capacity, lab)
     assert url.startswith("data:image/png;base64,")
     assert balance_chart(streets.drop(columns="supply_demand_class_meal"), capacity, lab) is None
+
+
+def test_loader_reads_one_capacity_column_per_service(tmp_path) -> None:
+    from carecircle.layers.facilities import read_facilities
+
+    p = tmp_path / "fac.csv"
+    p.write_text("名称,类型,经度,纬度,托位,日供餐量,服务能力\n"
+                 "甲日间照料中心,日间照料中心（含助餐点）,120.35,31.53,20,80,\n"
+                 "乙助餐点,助餐点,120.36,31.53,,,45\n"
+                 "丙助餐点,助餐点,120.37,31.53,,-3,\n", encoding="utf-8")
+    gdf, report = read_facilities(p, target_crs="EPSG:32651")
+    assert gdf["capacity_day_care"].tolist()[:1] == [20.0] and gdf["capacity_day_care"].isna().tolist()[1:] == [True, True]
+    assert gdf["capacity_meal"].tolist()[0] == 80.0 and gdf["capacity_meal"][1:].isna().all()  # -3: unknown
+    assert gdf["capacity"].isna().tolist() == [True, False, True] and gdf["capacity"][1] == 45.0
+    assert any("capacity_meal" in n and "unreadable or negative" in n for n in report.notes)
+    spec = CapacitySupply(columns=["capacity"])
+    assert facility_capacity(gdf, spec, "meal")[0][:2].tolist() == [80.0, 45.0]

@@ -45,7 +45,7 @@ def run(tmp_path_factory):
     fac["日供餐量"] = meals
     fac.to_csv(d / "facilities.csv", index=False, encoding="utf-8-sig")
     cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
-    cfg["facilities"]["capacity"] = "日供餐量"
+    cfg["facilities"]["capacity"] = {"meal": "日供餐量"}
     cfg["output"]["formats"] = ["population", "communities", "streets", "facilities"]
     (d / "config.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     out = tmp_path_factory.mktemp("cap-run") / "out"
@@ -66,7 +66,7 @@ def reference(run):
     fac, pop, com = inputs.facilities, inputs.population, inputs.communities
     fsnap = snap.snap_points(graph, fac.geometry.values, max_snap_m=config.network.max_snap_m)
     psnap = snap.snap_points(graph, pop.geometry.values, max_snap_m=config.network.max_snap_m)
-    rows = [j for j in np.flatnonzero(fac["meal"].to_numpy(bool)) if np.isfinite(fac["capacity"].iloc[j]) and fsnap.ok[j]]
+    rows = [j for j in np.flatnonzero(fac["meal"].to_numpy(bool)) if np.isfinite(fac["capacity_meal"].iloc[j]) and fsnap.ok[j]]
     cost = []
     for j in rows:
         d, _ = reach.nearest_distance(graph, fsnap.take([j]), psnap, cutoff_m=walk.distance_m)
@@ -75,7 +75,7 @@ def reference(run):
     cost = pd.concat(cost, ignore_index=True)
     elderly = pop["elderly"].to_numpy(float)
     a = access.Access(demand_df=pd.DataFrame({"geoid": np.arange(len(pop)), "e": elderly}), demand_index="geoid",
-                      demand_value="e", supply_df=pd.DataFrame({"geoid": rows, "cap": fac["capacity"].to_numpy()[rows]}),
+                      demand_value="e", supply_df=pd.DataFrame({"geoid": rows, "cap": fac["capacity_meal"].to_numpy()[rows]}),
                       supply_index="geoid", supply_value="cap", cost_df=cost, cost_origin="origin", cost_dest="dest",
                       cost_name="cost")
     a.two_stage_fca(name="r", max_cost=walk.distance_m)
@@ -91,7 +91,7 @@ def test_meal_points_without_a_figure_are_listed_not_counted(run) -> None:
     fac = pyogrio.read_dataframe(run["out"] / "facilities.gpkg")
     blank = fac["name"].isin(run["blank"])
     assert fac.loc[blank, "capacity_meal"].isna().all() and fac.loc[blank, "load_meal"].isna().all()
-    # day care: the sample's 床位 (beds) are its places
+    # day care: the sample's 床位 (beds) are its places, not the canteen's meals
     day = run["summary"]["capacity"]["services"]["day_care"]
     assert day["by_basis"] == {"beds": day["with_capacity"]}
 
