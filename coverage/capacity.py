@@ -342,6 +342,8 @@ def capacity_analysis(
             "by_basis": {k: int((basis == k).sum()) for k in spec.columns if (basis == k).any()},
             "without_capacity": int(missing.sum()),
             "without_capacity_names": facilities.loc[missing, "name"].astype(str).tolist(),
+            # with places but not on the walk network (not snapped): they serve nobody here
+            "with_capacity_unreachable": int((offers & ~missing).sum() - len(rows)),
             "measured": bool(len(rows)),
         }
         summary["services"][s] = entry
