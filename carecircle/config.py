@@ -83,6 +83,9 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
+    #: Places per day (服务能力), the capacity measures' supply (coverage/capacity.py): one column
+    #: for every service, or per service (``{meal: 日供餐量, day_care: 托位}``).
+    capacity: str | dict[str, str] | None = None
     address: str | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -90,7 +93,12 @@ class FacilitiesConfig(_Section):
 
     def columns(self) -> dict[str, str]:
         keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if isinstance(self.capacity, dict):
+            out.update({f"capacity_{s}": col for s, col in self.capacity.items()})
+        elif self.capacity is not None:
+            out["capacity"] = self.capacity
+        return out
 
 
 class PopulationConfig(_Section):
@@ -209,6 +217,7 @@ class ScenarioFacility(_Section):
     crs: str = "wgs84"
     floor_area: float | None = Field(None, ge=0, le=1e7)
     beds: float | None = Field(None, ge=0, le=1e6)
+    capacity: float | None = Field(None, ge=0, le=1e7)
 
     @model_validator(mode="after")
     def _on_earth(self) -> "ScenarioFacility":

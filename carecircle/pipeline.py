@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -104,7 +105,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
-                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds"]),
+                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
@@ -241,6 +242,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         },
         "streets": _jsonable(streets.to_dict(orient="records")),
         "city": _jsonable(analysis.city),
+        "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
 

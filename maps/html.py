@@ -448,6 +448,7 @@ SITE_COLOUR = "#d6336c"
 
 def _sites_layer(m, sites, lab, basemap) -> None:
     """建议选址: one numbered star per recommended site, its effect in the popup."""
+    import folium
     from carecircle.maps.sites import SITE_LABELS
 
     i = 0 if lab.lang == "zh" else 1
@@ -644,6 +645,32 @@ def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
     )
 
 
+# 供需比 classes (coverage.capacity.CLASSES): red short, blue surplus, pale balanced.
+BALANCE_COLOURS = {"under": "#d7301f", "balanced": "#fdd49e", "over": "#2b8cbe", "": "#bdbdbd"}
+
+
+def _balance_layers(m, streets, lab, basemap, simplify_m) -> list[tuple[str, str]]:
+    """One choropleth per service of the sub-districts' 供需比 class (hidden until ticked)."""
+    import folium
+    keys = [k for k in lab.services if f"supply_demand_class_{k}" in streets.columns]
+    if not keys:
+        return []
+    geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
+    for key in keys:
+        cls = streets[f"supply_demand_class_{key}"].fillna("").astype(str)
+        value = streets[f"supply_per_1000_elderly_{key}"].tolist()
+        words = cls.map(lambda c: lab.text(f"balance_{c or 'none'}"))
+        tips = [f"{_esc(n)} · {html.escape(w)} · {html.escape(lab.column(f'supply_per_1000_elderly_{key}'))} {_fmt_number(v, digits=1)}"
+                for n, w, v in zip(streets["street"].tolist(), words.tolist(), value)]
+        _add_geojson(
+            m, _features(geoms, {"_tip": tips, "_colour": cls.map(BALANCE_COLOURS).tolist()}),
+            name=html.escape(lab.text("balance_layer", service=lab.service(key))), show=False,
+            style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"], "fillOpacity": 0.6},
+            tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+        )
+    return [(lab.titled(lab.text("balance"), lab.text(f"balance_{c}")), BALANCE_COLOURS[c]) for c in ("under", "balanced", "over")]
+
+
 def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density) -> str:
     parts = [f'<div class="cc-legend"><b>{html.escape(lab.text("legend"))}</b>']
     for label, colour, shape in service_rows:
@@ -810,6 +837,8 @@ def build_map(
     has_streets = streets is not None and len(streets) > 0
     if has_streets:
         _street_layer(m, streets, actions, lab, basemap, simplify_m)
+        # 供需比 classes share the check swatches' legend block.
+        check_rows = check_rows + _balance_layers(m, streets, lab, basemap, simplify_m)
     if has_population:
         uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
