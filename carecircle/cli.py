@@ -1,7 +1,7 @@
 """The ``carecircle`` command line.
 
 Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample district + run),
-``sample`` (write the sample district only), ``check`` (validate a config), ``compare`` (two
+``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a config), ``compare`` (two
 runs), ``profiles`` (list or show the standards profiles).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 app = typer.Typer(
     name="carecircle",
@@ -131,6 +131,37 @@ def run(
 
 
 @app.command()
+def site(
+    config: Path = typer.Argument(..., help="Run config YAML with a `siting:` section (service, candidates, objective, ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (replaced when the run completes)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en."),
+) -> None:
+    """Where to build next: choose new sites among candidates, keeping the existing facilities.
+
+    Writes the run's outputs plus sites.csv / sites.xlsx / sites.gpkg (WGS-84; the CSV also
+    in GCJ-02), sites_scenario.yaml (`carecircle run` it to see the after-state) and the
+    `siting` block of summary.json. In CONFIG:
+
+        siting:
+          service: meal                          # a circle service of the profile
+          candidates: {path: 候选地块.gpkg, name_field: 名称}   # or {generate: {spacing_m: 100}}
+          objective: max_coverage                # or min_sites (with target_share)
+          new_sites: 5
+          weight: communities                    # or elderly, population
+          time_limit_s: 60
+    """
+    from carecircle.config import load_config
+    from carecircle.siting import site as run_site
+
+    summary = run_site(load_config(config), out, lang=_choice(lang, ("zh", "en"), "--lang"), log=_log)
+    s = summary["siting"]
+    proof = "最优 optimal" if s["optimal"] else f"gap {s['gap']}"
+    console.print(f"  建议选址 sites: {s['new_sites']} ({s['objective']}, {s['weight']}: value {s['value']:g}, "
+                  f"{proof}, {s['solver']}, {s['solve_s']:.1f} s)")
+    _report(summary, out)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Output folder; the sample inputs are written beside it, to OUT-input."),
     lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en."),
@@ -193,7 +224,7 @@ def compare(
     lang: str = typer.Option("zh", "--lang", help="zh or en."),
 ) -> None:
     """What changes from RUN_A to RUN_B: communities newly covered, shortfalls closed, per-street deltas."""
-    from carecircle.coverage.compare import compare_runs, write_comparison
+    from carecircle.compare import compare_runs, write_comparison
 
     result = compare_runs(run_a, run_b)
     target = out or (run_b / "compare")

@@ -2,7 +2,7 @@
 
 The keys are a public interface (documented key by key in the README). Relative paths
 resolve against the folder of the config file. Every problem is reported as one line naming
-the file and the key, raised as :class:`~carecircle.layers.report.InputError`.
+the file and the key, raised as :class:`~carecircle.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyproj
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Everything a run can write; ``output.formats`` picks a subset (summary.json is always written).
 OUTPUT_FORMATS = (
@@ -83,6 +83,9 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
+    #: Places per day (服务能力), the capacity measures' supply (coverage/capacity.py): one column
+    #: for every service, or per service (``{meal: 日供餐量, day_care: 托位}``).
+    capacity: str | dict[str, str] | None = None
     address: str | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -90,7 +93,12 @@ class FacilitiesConfig(_Section):
 
     def columns(self) -> dict[str, str]:
         keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if isinstance(self.capacity, dict):
+            out.update({f"capacity_{s}": col for s, col in self.capacity.items()})
+        elif self.capacity is not None:
+            out["capacity"] = self.capacity
+        return out
 
 
 class PopulationConfig(_Section):
@@ -209,6 +217,7 @@ class ScenarioFacility(_Section):
     crs: str = "wgs84"
     floor_area: float | None = Field(None, ge=0, le=1e7)
     beds: float | None = Field(None, ge=0, le=1e6)
+    capacity: float | None = Field(None, ge=0, le=1e7)
 
     @model_validator(mode="after")
     def _on_earth(self) -> "ScenarioFacility":
@@ -221,6 +230,54 @@ class ScenarioConfig(_Section):
 
     add: list[ScenarioFacility] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
+
+
+class CandidateGenerate(_Section):
+    """Candidates spread along the walk network."""
+
+    spacing_m: float = Field(100.0, gt=0)
+
+
+class CandidatesConfig(_Section):
+    """Candidate sites: a file (points or polygons, like ``facilities``) or ``generate``."""
+
+    path: Path | None = None
+    name_field: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str = "wgs84"
+    encoding: str | None = None
+    sheet: str | None = None
+    layer: str | None = None
+    generate: CandidateGenerate | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CandidatesConfig":
+        if (self.path is None) == (self.generate is None):
+            raise ValueError("give exactly one of path, generate")
+        return self
+
+
+class SitingConfig(_Section):
+    """Where to build next: choose new sites of one service among candidates (see the README)."""
+
+    service: str
+    candidates: CandidatesConfig
+    objective: Literal["max_coverage", "min_sites"] = "max_coverage"
+    new_sites: int | None = Field(None, ge=0)
+    target_share: float | None = Field(None, ge=0, le=1)
+    weight: Literal["communities", "elderly", "population"] = "communities"
+    time_limit_s: float = Field(60.0, gt=0)
+    capacity: float | None = Field(None, gt=0)
+    floor_area: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _objective_needs(self) -> "SitingConfig":
+        if self.objective == "max_coverage" and self.new_sites is None:
+            raise ValueError("max_coverage needs new_sites (how many sites to add)")
+        if self.capacity is not None and (self.objective != "max_coverage" or self.weight == "communities"):
+            raise ValueError("capacity works with objective max_coverage and weight elderly or population")
+        return self
 
 
 class RunConfig(_Section):
@@ -236,6 +293,7 @@ class RunConfig(_Section):
     walk: WalkConfig = Field(default_factory=WalkConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     scenario: ScenarioConfig | None = None
+    siting: SitingConfig | None = None
     source: Path | None = Field(None, exclude=True)
 
     def input_files(self) -> list[Path]:

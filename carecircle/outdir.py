@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: The file that marks a folder as written by carecircle (JSON: version and the files written).
 MARKER = ".carecircle"

@@ -34,7 +34,7 @@ import pyogrio
 import pyproj
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.maps import cells, labels as L
 
 FIELD_BYTES = 10

@@ -29,7 +29,7 @@ from openpyxl import load_workbook
 
 from carecircle import outdir
 from carecircle.config import load_config, parse_config
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.layers.sample import generate_sample
 from clitools import assert_one_line_error, cli
 
@@ -321,7 +321,7 @@ def _config_all_formats(cfg: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.browser
 def test_sigterm_while_chromium_prints_leaves_no_chromium(earlier_run, tmp_path) -> None:
-    from carecircle.maps.report import find_chromium
+    from carecircle.maps.planning_report import find_chromium
 
     if find_chromium() is None:
         pytest.skip("no chromium installed")
