@@ -625,3 +625,18 @@ def test_check_with_out_checks_the_output_folder(sample, tmp_path) -> None:
     (docs / "重要文件.docx").write_text("mine")
     proc = cli("check", _config(sample, tmp_path), "--out", docs)
     assert_one_line_error(proc, "重要文件.docx")
+
+
+def test_the_package_field_table_holds_no_formula(tmp_path) -> None:
+    """A user profile's label is text in shp/fields.csv and fields.xlsx, never a formula."""
+    from shapely.geometry import Point
+
+    from carecircle.maps.export import write_package
+
+    gdf = gpd.GeoDataFrame({"name": ["=1+1"]}, geometry=[Point(500000, 3500000)], crs="EPSG:4549")
+    result = write_package(tmp_path, {"communities": gdf}, crs="EPSG:4549", labels={"name": ("=HYPERLINK(\"x\")", "@x")})
+    sheet = load_workbook(result["fields_xlsx"]).worksheets[0]
+    assert "f" not in {c.data_type for row in sheet.iter_rows() for c in row}
+    assert "=HYPERLINK(\"x\")" in {c.value for row in sheet.iter_rows() for c in row}
+    with open(result["fields_csv"], encoding="utf-8-sig", newline="") as f:
+        assert not any(v.startswith(("=", "@")) for row in csv.reader(f) for v in row)
