@@ -298,7 +298,8 @@ class RunConfig(_Section):
 
     def input_files(self) -> list[Path]:
         """Every input file the config names (their folders are never an output folder)."""
-        return [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        files = [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        return files + ([Path(self.profile)] if _is_profile_path(self.profile) else [])
 
     def wants(self, fmt: str) -> bool:
         """Whether output ``fmt`` is requested (summary always is)."""

@@ -640,3 +640,27 @@ def test_the_package_field_table_holds_no_formula(tmp_path) -> None:
     assert "=HYPERLINK(\"x\")" in {c.value for row in sheet.iter_rows() for c in row}
     with open(result["fields_csv"], encoding="utf-8-sig", newline="") as f:
         assert not any(v.startswith(("=", "@")) for row in csv.reader(f) for v in row)
+
+
+def test_gdal_error_on_a_full_disk_is_exit_2(sample, tmp_path, monkeypatch) -> None:
+    """GDAL says 'write failed', not ENOSPC: the run asks the disk and names the folder."""
+    from carecircle import pipeline
+
+    usage = shutil.disk_usage(tmp_path)
+
+    def full(out, *a, **k):
+        monkeypatch.setattr(outdir.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+        raise RuntimeError("GDAL: write failed")
+
+    monkeypatch.setattr(pipeline, "write_outputs", full)
+    cfg = load_config(_config(sample, tmp_path, **{"output.formats": ["communities"]}))
+    with pytest.raises(InputError, match="disk is full"):
+        pipeline.run(cfg, tmp_path / "out", log=lambda s: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_an_unreadable_input_is_not_blamed_on_the_output(tmp_path) -> None:
+    err = PermissionError(errno.EACCES, "Permission denied", "/data/设施.csv")
+    assert outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x") is None
+    err = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".out.partial-1-x" / "map.html"))
+    assert "cannot write" in str(outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x"))
