@@ -5,7 +5,7 @@ Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample distric
 runs), ``profiles`` (list or show the standards profiles).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
-traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (nothing half-written left).
+traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (a run leaves no half-written folder).
 
 Everything echoed is printed literally (no rich markup is read from a path, a header or a
 profile title) and without the control characters (ANSI/OSC escapes) an input file may carry.
@@ -271,11 +271,11 @@ def main() -> None:
         _say(("carecircle: error:", "bold red"), " ", str(err))
         sys.exit(2)
     except KeyboardInterrupt:
-        _say(("carecircle: stopped", "bold red"), " (Ctrl-C); no output was changed")
+        _say(("carecircle: stopped", "bold red"), " (Ctrl-C)")
         sys.exit(130)
     except outdir.Interrupted as err:
-        _say(("carecircle: stopped", "bold red"), f" ({'Ctrl-C' if err.signum == signal.SIGINT else err}); "
-             "no output was changed")
+        # A run's earlier output is untouched and its staging folder gone (carecircle.outdir).
+        _say(("carecircle: stopped", "bold red"), f" ({'Ctrl-C' if err.signum == signal.SIGINT else err})")
         sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
         _say(("carecircle: internal error:", "bold red"), f" {type(err).__name__}: {err} "
