@@ -11,7 +11,6 @@ import pyogrio
 import pytest
 
 import carecircle
-from carecircle.layers.sample import generate_sample
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -22,13 +21,12 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_readme_example_finds_the_documented_gaps(tmp_path, monkeypatch, capsys):
+def test_readme_example_finds_the_documented_gaps(tmp_path, monkeypatch, capsys, sample_district):
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(readme_example(), str(README), "exec"), scope)
     # The gaps the generator built into the district (layers/sample.py), by community.
-    gaps = generate_sample(tmp_path / "again").gaps
-    expected = {(g.community, g.check) for g in gaps if g.community is not None}
+    expected = {(g.community, g.check) for g in sample_district.gaps if g.community is not None}
     assert expected == {("春潮社区", "space"), ("丽景社区", "no_meal")}
     flagged = scope["flagged"]
     assert set(zip(flagged["name"], flagged["worst_check"])) == expected
