@@ -12,25 +12,28 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 import carecircle
+from carecircle import outdir
 from carecircle.config import RunConfig
 from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR, Analysis, Inputs, Log, Walk, analyse
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
+from carecircle.coverage import indicators
 from carecircle.errors import InputError
 from carecircle.layers.accounting import LayerReport
-from carecircle.maps import export, html, labels as map_labels, planning_report as report_page
+from carecircle.maps import cells as map_cells, export, html, labels as map_labels, planning_report as report_page
+from carecircle.maps import sites as sites_out
+from carecircle.siting import scenario_block, site_step
 
 
 def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
@@ -102,7 +105,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
-                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds"]),
+                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
@@ -239,6 +242,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         },
         "streets": _jsonable(streets.to_dict(orient="records")),
         "city": _jsonable(analysis.city),
+        "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
 
@@ -261,7 +265,8 @@ def _jsonable(value):
 
 
 def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
-                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool) -> list[str]:
+                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool,
+                  sites: gpd.GeoDataFrame | None = None) -> list[str]:
     """Render and export a finished analysis into ``out`` (never recomputes anything).
 
     Parameters
@@ -274,6 +279,8 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     basemap : {"osm", "amap", "tianditu"}
     offline : bool
         Inline the map's JavaScript and CSS.
+    sites : geopandas.GeoDataFrame, optional
+        Recommended sites (``maps.sites.sites_table``) for the map, the report and shp/.
 
     Returns
     -------
@@ -297,35 +304,129 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
-                rep.rejected.to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
+                map_cells.for_csv(rep.rejected).to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
     if config.wants("map"):
         title = html.map_title(profile.title, lang=lang, minutes=walk.minutes, distance_m=walk.distance_m)
         # Uncovered points are drawn for the circle services only (day care, meals).
         pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
                            actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
-                           lang=lang, basemap=basemap, title=title)
+                           lang=lang, basemap=basemap, title=title, sites=sites)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
-                                 summary=summary, services=services, labels=labels, lang=lang)
+                                 summary=summary, services=services, labels=labels, lang=lang, sites=sites)
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
         export.write_package(
             out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
-                  "uncovered": pop_out[~covered]},
+                  "uncovered": pop_out[~covered], **({"sites": sites} if sites is not None else {})},
             crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
             labels=labels, services=services,
         )
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
+#: Text columns of the input layers the shapefile package writes, per layer.
+PACKAGE_TEXT = {"facilities": ("name", "type", "address"), "communities": ("name", "street"), "streets": ("street",)}
+
+
+def _check_basemap(basemap: str) -> None:
+    """The Tianditu basemap needs its key before any work, not after the analysis."""
+    if basemap == "tianditu" and not os.environ.get(html.TIANDITU_TOKEN_ENV):
+        raise InputError(f"--basemap tianditu: needs a browser key: set {html.TIANDITU_TOKEN_ENV} (a free key from "
+                         "the Tianditu developer console; it is written into map.html), or choose osm or amap")
+
+
+def _check_encodable(config: RunConfig, inputs: Inputs) -> None:
+    """``shapefile_encoding: GBK``: every name the package writes must be GBK (or is dropped, by choice)."""
+    if not config.wants("shp") or config.output.shapefile_encoding.upper() != "GBK":
+        return
+    frames = {"facilities": inputs.facilities, "communities": inputs.communities, "streets": inputs.streets}
+    for layer, columns in PACKAGE_TEXT.items():
+        frame, report = frames[layer], inputs.reports.get(layer)
+        if frame is None or report is None:
+            continue
+        for col in (c for c in columns if c in frame.columns):
+            bad = map_cells.unencodable(frame[col], "gbk")
+            hit = bad.fillna("").astype(str) != ""
+            if not hit.any():
+                continue
+            if config.output.gbk_unencodable == "drop":
+                frame[col] = map_cells.drop_unencodable(frame[col], "gbk")
+                report.notes.append(f"{col}: {''.join(dict.fromkeys(''.join(bad[hit])))} removed from {int(hit.sum())} "
+                                    "value(s): GBK cannot hold them (output.gbk_unencodable: drop)")
+                continue
+            first = hit.to_numpy().argmax()
+            row = frame["source_row"].iloc[first] if "source_row" in frame.columns else None
+            where = f"line {row}" if row is not None and row > 0 else f"feature {frame[col].iloc[first]!r}"
+            raise InputError(
+                f"{report.source}: {where}: {col} {frame[col].iloc[first]!r} has {bad.iloc[first]!r}, which GBK cannot "
+                f"hold ({int(hit.sum())} value(s) in all); set output.shapefile_encoding: UTF-8, or "
+                "output.gbk_unencodable: drop to drop the character(s) with a note"
+            )
+
+
+def _note_overlaps(inputs: Inputs, log: Log) -> None:
+    """Population points inside two communities: counted, and the community that got them, noted."""
+    com, pop = inputs.communities, inputs.population
+    if len(com) < 2 or len(pop) == 0:
+        return
+    p_idx, _ = shapely.STRtree(com.geometry.values).query(pop.geometry.values, predicate="intersects")
+    per_point = np.bincount(p_idx, minlength=len(pop))
+    multi = np.flatnonzero(per_point > 1)
+    if len(multi) == 0:
+        return
+    got = indicators.community_of_points(pop.iloc[multi], com).to_numpy()
+    names = com["name"].astype(str).to_numpy()
+    pairs = pd.Series(names[got]).value_counts()
+    note = (f"implausible: {len(multi)} population point(s) fall in two or more overlapping communities; each is "
+            "counted once, in " + ", ".join(f"{n} ({k})" for n, k in pairs.head(5).items())
+            + (" ..." if len(pairs) > 5 else ""))
+    inputs.reports["communities"].notes.append(note)
+    log(f"注意 note: {note}")
+
+
+def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print) -> tuple[Profile, Walk, Inputs]:
+    """Everything a run checks before its analysis: profile, walk, basemap key, layers, GBK names.
+
+    ``carecircle check`` calls this too, so its "ok" means a run gets past loading.
+
+    Parameters
+    ----------
+    config : RunConfig
+    basemap : str, optional
+        Overrides ``output.basemap``.
+    log : callable
+
+    Returns
+    -------
+    tuple
+        ``(profile, walk, inputs)``.
+    """
+    profile = load_profile(config.profile)
+    walk = resolve_walk(config, profile)
+    if config.wants("map"):
+        _check_basemap(basemap or config.output.basemap)
+    log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
+    inputs = load_inputs(config, profile, log)
+    _check_encodable(config, inputs)
+    _note_overlaps(inputs, log)
+    for rep in inputs.reports.values():
+        for note in rep.notes:
+            if note.startswith("implausible:") and rep.layer != "communities":
+                log(f"注意 note: {rep.layer}: {note}")
+    return profile, walk, inputs
+
+
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
         offline: bool | None = None, log: Log = print) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
-    Outputs are written to a temporary folder beside ``out_dir`` and moved into place only
-    when complete; an existing ``out_dir`` is replaced.
+    ``out_dir`` must be new, empty or an earlier carecircle output (:mod:`carecircle.outdir`);
+    this is checked, and the location tried for writing, before any work. Outputs are written
+    to a staging folder beside ``out_dir`` and moved into place only when complete; an
+    earlier output is replaced atomically.
 
     Parameters
     ----------
@@ -340,33 +441,41 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     -------
     dict
         The summary (also written as ``summary.json``).
+
+    Raises
+    ------
+    InputError
+        A refused or unwritable output folder, or bad input.
     """
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    profile = load_profile(config.profile)
-    walk = resolve_walk(config, profile)
-    log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log)
-    lang = lang or config.output.lang
-    analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
-                       min_component_nodes=config.network.min_component_nodes,
-                       polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
-    summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    guard = {"config_file": config.source, "inputs": config.input_files()}
+    target = outdir.check_target(out_dir, **guard)
+    with outdir.staging(target, log) as tmp:
+        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log)
+        lang = lang or config.output.lang
+        analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
+                           min_component_nodes=config.network.min_component_nodes,
+                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+        siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
+        summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        if siting is not None:
+            summary["inputs"]["candidates"] = siting.report.to_dict()
+            summary["siting"] = _jsonable(siting.plan.summary)
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
+            sites=sites_out.sites_table(siting.sites, siting.service) if siting is not None else None,
         )
+        if siting is not None:
+            scenario = scenario_block(config, profile, siting)
+            files += [str(p.relative_to(tmp)) for p in
+                      sites_out.write_sites(tmp, siting.sites, siting.service, scenario, lang=lang)]
+        files = [f for f in files if f != outdir.MARKER]
         summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)
-        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        summary = _jsonable(summary)
+        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False),
+                                          encoding="utf-8")
+        outdir.commit(tmp, target, summary["outputs"], **guard)
     return summary

@@ -43,6 +43,25 @@ def _share(value, *, what: str) -> float | None:
     return v
 
 
+#: A population point holding more people than this is implausible (a count in the wrong unit?).
+MAX_PLAUSIBLE_PEOPLE = 100_000
+
+
+def _plausible(out: gpd.GeoDataFrame, report: LayerReport, path) -> tuple[gpd.GeoDataFrame, LayerReport]:
+    """Stop when no people (or no elderly) are left; note points with implausibly many people."""
+    if not out["people"].sum() > 0:
+        raise InputError(f"{path}: population: no people left ({report.read:,} read, {len(report.rejected):,} "
+                         "rejected, the rest 0 or nodata); check the layer, its nodata value and count_field")
+    if not out["elderly"].sum() > 0:
+        raise InputError(f"{path}: population: no elderly left (elderly_share 0, or an empty elderly field or "
+                         "raster); give the elderly share or count")
+    big = out["people"].to_numpy() > MAX_PLAUSIBLE_PEOPLE
+    if big.any():
+        report.notes.append(f"implausible: {int(big.sum())} point(s) with more than {MAX_PLAUSIBLE_PEOPLE:,} people "
+                            f"(largest {out['people'].max():,.0f}); check the count field's unit")
+    return out, report
+
+
 def _output(people, elderly, geoms, crs, households=None) -> gpd.GeoDataFrame:
     data = {"pid": np.arange(len(people), dtype=np.int64), "people": np.asarray(people, float), "elderly": np.asarray(elderly, float)}
     if households is not None:
@@ -147,7 +166,7 @@ def read_population_raster(
         report.notes.append(f"{int(gaps.sum())} cell(s) with no elderly value: set to the raster-wide share {ratio:.3f}")
     out = _output(people, elderly, gpd.points_from_xy(gx[ok], gy[ok]), target_crs)
     report.notes.append(f"{len(out)} cells, {people.sum():.0f} people, {elderly.sum():.0f} elderly")
-    return out, report
+    return _plausible(out, report, path)
 
 
 def _affine(transform, a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +311,7 @@ def read_population_points(
     ok = reason == ""
     report.notes.append(f"people from {count_col!r}, elderly from {eld_col!r}" if eld_col else f"people from {count_col!r}, elderly = {share} × people")
     out = _output(people[ok], elderly[ok], pts.to_numpy()[ok], target_crs, None if households is None else households[ok])
-    return out, report
+    return _plausible(out, report, path)
 
 
 def _counts(series, reason: np.ndarray, label: str) -> np.ndarray:
@@ -361,4 +380,4 @@ def distribute_by_buildings(
     pts = gpd.GeoSeries(representative_points(df.geometry.to_numpy()[ok]), crs=meta.crs).to_crs(target_crs)
     out = _output(people, people * share, pts.to_numpy(), target_crs)
     report.notes.append(f"{total:.0f} people distributed by {col!r} over {int((w > 0).sum())} of {len(w)} features (weight 0 → 0 people)")
-    return out, report
+    return _plausible(out, report, path)

@@ -99,7 +99,25 @@ def read_table(path, *, encoding: str | None = None, sheet=None, layer=None) -> 
         df, meta = _read_vector(p, encoding, layer)
     if len(df) == 0 and len(meta.rejected) == 0:
         raise InputError(f"{p}: no data rows; check that the file (sheet/layer) holds the data")
-    return df, meta
+    return _strip_nul(df, meta), meta
+
+
+def _strip_nul(df: pd.DataFrame, meta: TableMeta) -> pd.DataFrame:
+    """Remove NUL characters from text cells and headers, with a note.
+
+    GDAL would otherwise cut the text at the NUL when the outputs are written.
+    """
+    df = df.rename(columns=lambda c: c.replace("\x00", "") if isinstance(c, str) else c)
+    cells = 0
+    for col in df.columns:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype):
+            has = df[col].map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(bool)
+            if has.any():
+                df.loc[has, col] = df.loc[has, col].str.replace("\x00", "", regex=False)
+                cells += int(has.sum())
+    if cells:
+        meta.notes.append(f"NUL characters removed from {cells} text cell(s)")
+    return df
 
 
 def read_layer(path, *, layer=None, need: str) -> tuple[pd.DataFrame, TableMeta]:

@@ -443,6 +443,26 @@ def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> 
     return legend, bool((offered.sum(axis=1) > 1).any())
 
 
+SITE_COLOUR = "#d6336c"
+
+
+def _sites_layer(m, sites, lab, basemap) -> None:
+    """建议选址: one numbered star per recommended site, its effect in the popup."""
+    import folium
+    from carecircle.maps.sites import SITE_LABELS
+
+    i = 0 if lab.lang == "zh" else 1
+    spec = [("rank", _fmt_number), ("service", lambda v: lab.service(v)), ("elderly_new", _fmt_number),
+            ("people_new", _fmt_number), ("communities_new", _fmt_text), ("community", _fmt_text),
+            ("street", _fmt_text), ("nearest_facility", _fmt_text), ("nearest_facility_m", lambda v: _fmt_number(v, " m"))]
+    popups = _tables(sites, [(c, SITE_LABELS[c][i], f) for c, f in spec], heading="name")
+    tips = [f"{int(r)}. {_esc(n)}" for r, n in zip(sites["rank"].tolist(), sites["name"].tolist())]
+    group = folium.FeatureGroup(name=html.escape("建议选址" if lab.lang == "zh" else "Recommended sites")).add_to(m)
+    icon = folium.DivIcon(html=_shape_svg("star", SITE_COLOUR, 22), icon_size=(22, 22), icon_anchor=(11, 11), class_name="cc-icon")
+    _add_geojson(group, _features(display_geometries(sites, basemap=basemap), {"_popup": popups, "_tip": tips}),
+                 marker=folium.Marker(icon=icon), popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+
+
 def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m) -> list[tuple[str, str]]:
     """Walking-circle layers; returns legend rows (label, colour) of the dissolved circles."""
     import folium
@@ -625,6 +645,32 @@ def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
     )
 
 
+# 供需比 classes (coverage.capacity.CLASSES): red short, blue surplus, pale balanced.
+BALANCE_COLOURS = {"under": "#d7301f", "balanced": "#fdd49e", "over": "#2b8cbe", "": "#bdbdbd"}
+
+
+def _balance_layers(m, streets, lab, basemap, simplify_m) -> list[tuple[str, str]]:
+    """One choropleth per service of the sub-districts' 供需比 class (hidden until ticked)."""
+    import folium
+    keys = [k for k in lab.services if f"supply_demand_class_{k}" in streets.columns]
+    if not keys:
+        return []
+    geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
+    for key in keys:
+        cls = streets[f"supply_demand_class_{key}"].fillna("").astype(str)
+        value = streets[f"supply_per_1000_elderly_{key}"].tolist()
+        words = cls.map(lambda c: lab.text(f"balance_{c or 'none'}"))
+        tips = [f"{_esc(n)} · {html.escape(w)} · {html.escape(lab.column(f'supply_per_1000_elderly_{key}'))} {_fmt_number(v, digits=1)}"
+                for n, w, v in zip(streets["street"].tolist(), words.tolist(), value)]
+        _add_geojson(
+            m, _features(geoms, {"_tip": tips, "_colour": cls.map(BALANCE_COLOURS).tolist()}),
+            name=html.escape(lab.text("balance_layer", service=lab.service(key))), show=False,
+            style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"], "fillOpacity": 0.6},
+            tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+        )
+    return [(lab.titled(lab.text("balance"), lab.text(f"balance_{c}")), BALANCE_COLOURS[c]) for c in ("under", "balanced", "over")]
+
+
 def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density) -> str:
     parts = [f'<div class="cc-legend"><b>{html.escape(lab.text("legend"))}</b>']
     for label, colour, shape in service_rows:
@@ -715,6 +761,7 @@ def build_map(
     tianditu_token: str | None = None,
     cluster_threshold: int = CLUSTER_THRESHOLD,
     simplify_m: float = SIMPLIFY_M,
+    sites: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The interactive map of a run.
 
@@ -747,6 +794,9 @@ def build_map(
         Facility markers of a service cluster above this count.
     simplify_m : float
         Display simplification of polygons, metres.
+    sites : geopandas.GeoDataFrame, optional
+        Recommended sites (``carecircle.maps.sites.sites_table``): a 建议选址 layer, each
+        site's effect in its popup.
 
     Returns
     -------
@@ -787,9 +837,13 @@ def build_map(
     has_streets = streets is not None and len(streets) > 0
     if has_streets:
         _street_layer(m, streets, actions, lab, basemap, simplify_m)
+        # 供需比 classes share the check swatches' legend block.
+        check_rows = check_rows + _balance_layers(m, streets, lab, basemap, simplify_m)
     if has_population:
         uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
+    if sites is not None and len(sites):
+        _sites_layer(m, sites, lab, basemap)
 
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()

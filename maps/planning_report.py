@@ -15,12 +15,14 @@ than no chart.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import functools
 import html
 import io
 import os
 import shutil
+import signal
 import subprocess
 import warnings
 from collections.abc import Mapping
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from carecircle.maps import labels as L
-from carecircle.maps.html import check_label, check_styles, fmt_measure
+from carecircle.maps.html import BALANCE_COLOURS, check_label, check_styles, fmt_measure
 
 # Families tried first, in order (Linux, then Windows/macOS names); any other font whose
 # character map covers CJK_PROBE is accepted after them.
@@ -186,6 +188,51 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
         ax.set_xlabel("m²")
         ax.set_title(lab.text("shortfall_chart"), fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
+        return _png(fig)
+
+
+def balance_chart(streets: pd.DataFrame, capacity: Mapping, lab: L.Labels) -> str | None:
+    """Bars of places per 1000 elderly (2SFCA) per sub-district and service, coloured by 供需比
+    class, with the base the classes compare against (city mean or the profile's norm).
+
+    Parameters
+    ----------
+    streets : pandas.DataFrame
+        ``street``, ``supply_per_1000_elderly_<s>``, ``supply_demand_class_<s>``.
+    capacity : mapping
+        summary.json ``capacity`` (``services`` → ``{s: {balance_base_per_1000_elderly}}``).
+    lab : Labels
+
+    Returns
+    -------
+    str or None
+        A PNG ``data:`` URL; None when no service was measured.
+    """
+    keys = [k for k in lab.services if f"supply_demand_class_{k}" in streets.columns]
+    if not keys or not len(streets):
+        return None
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    with matplotlib.rc_context(_rc()):
+        fig = Figure(figsize=(3.2 * len(keys) + 1.2, 0.8 + 0.32 * len(streets)))
+        axes = np.atleast_1d(fig.subplots(1, len(keys), sharey=True))
+        names = streets["street"].astype(str).tolist()
+        for ax, key in zip(axes, keys):
+            value = streets[f"supply_per_1000_elderly_{key}"].astype(float).fillna(0).to_numpy()
+            cls = streets[f"supply_demand_class_{key}"].fillna("").astype(str)
+            ax.barh(names, value, color=cls.map(BALANCE_COLOURS).tolist(), edgecolor="#555555", linewidth=0.5)
+            base = capacity.get("services", {}).get(key, {}).get("balance_base_per_1000_elderly")
+            if base:
+                ax.axvline(base, color="#333333", lw=0.8, ls="--")
+                ax.annotate(lab.text("city_mean") if capacity["services"][key].get("balance_base") == "city_mean" else f"{base:,.1f}",
+                            (base, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -2), textcoords="offset points",
+                            fontsize=8, ha="left", va="top")
+            ax.set_title(lab.service(key), fontsize=9)
+            ax.spines[["top", "right"]].set_visible(False)
+        handles = [Patch(color=BALANCE_COLOURS[c], label=lab.text(f"balance_{c}")) for c in ("under", "balanced", "over")]
+        fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
         return _png(fig)
 
 
@@ -349,6 +396,7 @@ def write_report(
     labels: Mapping[str, tuple[str, str]] | None = None,
     lang: str = "zh",
     pdf: bool | None = None,
+    sites: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html`` (and ``report.pdf``) into ``out_dir``.
 
@@ -375,6 +423,9 @@ def write_report(
     pdf : bool, optional
         None (default): also print ``report.pdf`` when headless chromium is installed;
         True: require it; False: HTML only.
+    sites : pandas.DataFrame, optional
+        Recommended sites (``carecircle.maps.sites.sites_table``): each street's page lists
+        the sites that lie in it.
 
     Returns
     -------
@@ -395,6 +446,9 @@ def write_report(
     score_cols += [c for s in circle for c in (f"communities_covered_{s}", f"elderly_covered_share_{s}")]
     score_cols += ["has_street_centre", "space_shortfall_m2"]
     parts += [f"<h2>{html.escape(lab.text('ranking'))}</h2>", _table(ranked, score_cols, lab)]
+    balance = balance_chart(ranked, summary.get("capacity") or {}, lab)
+    if balance:
+        parts += [f"<h2>{html.escape(lab.text('balance_chart'))}</h2>", f'<div class="figs"><img src="{balance}" alt=""></div>']
     for _, street in ranked.iterrows():
         name = street["street"]
         coms = communities[communities["street"] == name]
@@ -411,6 +465,8 @@ def write_report(
             parts.append(f'<p class="muted">{html.escape(lab.text("no_shortfall"))}</p>')
         parts.append(f"<h3>{html.escape(lab.text('actions'))}</h3>")
         parts.append(action_table(acts, lab) if len(acts) else f'<p class="muted">{html.escape(lab.text("no_actions"))}</p>')
+        if sites is not None and len(sites):
+            parts.append(sites_section(sites[sites["street"] == name], lab))
         parts.append("</section>")
     parts.append(f'<p class="muted">carecircle · {_dt.date.today().isoformat()}</p></body></html>')
     path = out_dir / "report.html"
@@ -418,6 +474,22 @@ def write_report(
     if pdf is not False:
         _print_pdf(path, required=bool(pdf))
     return path
+
+
+def sites_section(sites: pd.DataFrame, lab: L.Labels) -> str:
+    """A street's recommended sites (建议选址): rank, name, what each brings within the circle."""
+    from carecircle.maps.sites import SITE_LABELS
+
+    i = 0 if lab.lang == "zh" else 1
+    head = "建议选址" if lab.lang == "zh" else "Recommended sites"
+    if not len(sites):
+        none = "本街道无建议选址" if lab.lang == "zh" else "No recommended site in this sub-district"
+        return f'<h3>{html.escape(head)}</h3><p class="muted">{html.escape(none)}</p>'
+    cols = ["rank", "name", "elderly_new", "communities_new", "community", "nearest_facility_m"]
+    cells = {c: [html.escape(_fmt(c, v)) for v in sites[c].tolist()] for c in cols}
+    rows = "".join("<tr>" + "".join(f"<td>{cells[c][k]}</td>" for c in cols) + "</tr>" for k in range(len(sites)))
+    ths = "".join(f"<th>{html.escape(SITE_LABELS[c][i])}</th>" for c in cols)
+    return f"<h3>{html.escape(head)}</h3><table><tr>{ths}</tr>{rows}</table>"
 
 
 def _overview(summary: Mapping, lab: L.Labels) -> str:
@@ -462,9 +534,15 @@ def _print_pdf(path: Path, *, required: bool) -> Path | None:
     profile = path.parent / ".chromium-profile"
     cmd = [browser, *HEADLESS_ARGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
            path.resolve().as_uri()]
+    # Its own process group, killed whatever happens (timeout, Ctrl-C, SIGTERM), so that no
+    # chromium helper outlives the run.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        subprocess.run(cmd, capture_output=True, timeout=180, check=False)
+        proc.wait(timeout=180)
     finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         shutil.rmtree(profile, ignore_errors=True)
     if pdf.exists() and pdf.read_bytes()[:4] == b"%PDF":
         return pdf
