@@ -199,6 +199,12 @@ def representative_points(geoms) -> np.ndarray:
         One Point per geometry, inside it (on it, for lines).
     """
     geoms = np.asarray(geoms)
-    cent = shapely.centroid(geoms)
-    inside = shapely.is_empty(geoms) | shapely.within(cent, geoms) | (shapely.get_type_id(geoms) == 0)
-    return np.where(inside, cent, shapely.point_on_surface(geoms))
+    out = geoms.copy()
+    # Points are their own centre; the surface point is computed only where the centroid
+    # falls outside (population layers are mostly points: this keeps them cheap).
+    todo = np.flatnonzero(~shapely.is_missing(geoms) & (shapely.get_type_id(geoms) != 0))
+    cent = shapely.centroid(geoms[todo])
+    inside = shapely.is_empty(geoms[todo]) | shapely.within(cent, geoms[todo])
+    out[todo[inside]] = cent[inside]
+    out[todo[~inside]] = shapely.point_on_surface(geoms[todo[~inside]])
+    return out

@@ -1,7 +1,5 @@
 """Facilities: headers, coordinate systems, swapped pairs, service flags, row accounting."""
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -9,11 +7,12 @@ import pyproj
 import pytest
 from shapely.geometry import Point, box
 
+from conftest import shared_data
+
 from carecircle.layers import crs
 from carecircle.layers.facilities import DEFAULT_KEYWORDS, read_facilities
 from carecircle.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM51 = "EPSG:32651"
 GEOD = pyproj.Geod(ellps="WGS84")
 # eviltransform's Shanghai reference pair (see test_crs.py): WGS-84 and its GCJ-02 image
@@ -192,9 +191,7 @@ def test_vector_layer_declared_wgs84_but_gcj02(tmp_path):
 
 @pytest.mark.shared
 def test_real_shanghai_list_gcj02():
-    path = SHARED / "facilities" / "shanghai_elderly_care_orgs_gcj02.csv"
-    if not path.exists():
-        pytest.skip("../shared/data absent: no Shanghai facility list")
+    path = shared_data("facilities", "shanghai_elderly_care_orgs_gcj02.csv")
     gdf, report = read_facilities(path, crs="gcj02", target_crs=UTM51)
     accounted(report, gdf)
     assert (report.read, report.kept) == (72, 71)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import shapely
+from conftest import SHARED_DATA
 from test_reach import check_against_reference
 
 from carecircle.coverage.graph import build_graph
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 OSM = sorted((DATA / "osm").glob("*.osm")) if DATA.exists() else []
 XINWU = DATA / "wuxi_xinwu" / "xinwu_road_centerlines.gpkg"
 

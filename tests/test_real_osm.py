@@ -21,10 +21,11 @@ import pyproj
 import pytest
 import shapely
 from scipy.spatial import cKDTree
+from conftest import SHARED_DATA
 
 from carecircle.layers import network as nw
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 OSM_DIR = DATA / "osm"
 WUXI = DATA / "wuxi_xinwu" / "xinwu_road_centerlines.gpkg"
 GEOD = pyproj.Geod(ellps="WGS84")

@@ -36,8 +36,8 @@ MEAL_TYPES = {"日间照料中心（含助餐点）", "老年助餐点"}
 
 
 @pytest.fixture(scope="module")
-def district(tmp_path_factory) -> SampleDistrict:
-    return generate_sample(tmp_path_factory.mktemp("sample"))
+def district(sample_district) -> SampleDistrict:
+    return sample_district
 
 
 @pytest.fixture(scope="module")
