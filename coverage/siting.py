@@ -501,20 +501,23 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         row_lo.append([target - (1e-9 if m.by_community else 1e-7 * max(1.0, target))])
         row_hi.append([np.inf])
     a = csr_array(vstack(blocks).tocsr())
-    tie = TIE_BREAK / m.value_total if m.value_total > 0 else 0.0
+    n = nc + npt + ng + n_assign
+    # Lexicographic: first the primary objective alone (integral when it counts communities
+    # or sites, which the search can prune on), then — held at its optimum — the elderly
+    # newly covered as the tie-break.
+    tie_break = m.by_community or objective == "min_sites"
     if objective == "max_coverage":
-        cost = np.r_[np.zeros(nc), (tie * m.value) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
+        primary = np.r_[np.zeros(nc), np.zeros(npt) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
         sense = highspy.ObjSense.kMaximize
     else:
-        cost = np.r_[np.ones(nc), -tie * m.value, np.zeros(ng), np.zeros(n_assign)]
+        primary = np.r_[np.ones(nc), np.zeros(npt + ng + n_assign)]
         sense = highspy.ObjSense.kMinimize
-    n = nc + npt + ng + n_assign
     lower, upper = np.zeros(n), np.ones(n)
     if fix_all:
         lower[:nc] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, a.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = primary, lower, upper
     lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo).astype(float), np.concatenate(row_hi).astype(float)
     lp.sense_ = sense
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -526,9 +529,11 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     lp.integrality_ = list(integrality)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    t0 = time.perf_counter()
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
-    h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+    # An integral objective is proven optimal once the bound is less than one away.
+    h.setOptionValue("mip_abs_gap", 1 - 1e-6 if tie_break else MIP_ABS_GAP)
     h.passModel(lp)
     if len(warm) and capacity is None and not fix_all:
         h.setSolution(_warm_start(m, warm, n))
@@ -538,16 +543,35 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
         return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt])
-    sol = np.asarray(h.getSolution().col_value) if info.primal_solution_status else np.zeros(n)
-    chosen = np.flatnonzero(sol[:nc] > 0.5)
+    has_sol = bool(info.primal_solution_status)
+    sol = np.asarray(h.getSolution().col_value) if has_sol else np.zeros(n)
     optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    best = float(primary @ sol)
     gap = 0.0 if optimal else (float(info.mip_gap) if np.isfinite(info.mip_gap) else None)
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    if bound is not None and m.by_community and objective == "max_coverage":
-        bound = float(np.floor(bound + 1e-9))  # the tie-break adds less than one community
-    elif bound is not None and objective == "min_sites":
-        bound = float(np.ceil(bound - 1e-9))  # the tie-break takes off less than one site
-    if not len(chosen) and len(warm) and not info.primal_solution_status:
+    if bound is not None and tie_break:
+        bound = float(np.floor(bound + 1e-9) if objective == "max_coverage" else np.ceil(bound - 1e-9))
+        best = float(np.round(best))
+        gap = 0.0 if optimal else (abs(bound - best) / max(abs(best), 1e-9) if bound is not None else gap)
+    left = time_limit_s - (time.perf_counter() - t0)
+    if has_sol and tie_break and m.value_total > 0 and left > 0:
+        # Hold the primary at its value and take the most elderly among such plans.
+        nz = np.flatnonzero(primary)
+        lo, hi = (best - 1e-6, np.inf) if objective == "max_coverage" else (-np.inf, best + 1e-6)
+        h.addRow(lo, hi, len(nz), nz.astype(np.int32), primary[nz])
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.r_[np.zeros(nc), m.value, np.zeros(ng + n_assign)])
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+        h.setOptionValue("time_limit", float(left))
+        start = highspy.HighsSolution()
+        start.col_value = list(sol)
+        start.value_valid = True
+        h.setSolution(start)
+        h.run()
+        if h.getInfo().primal_solution_status:
+            sol = np.asarray(h.getSolution().col_value)
+    chosen = np.flatnonzero(sol[:nc] > 0.5)
+    if not has_sol and len(warm):
         chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
     return chosen, status, optimal, gap, bound
 
