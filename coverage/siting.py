@@ -12,9 +12,10 @@ they already reach are ``Demand.covered``):
 The weight is ``value`` per point (elderly or people), or *communities*: a community counts
 when the weighted share of its points within the circle reaches ``min_share`` — the
 majority rule of :class:`~carecircle.coverage.profile.CircleRule`, modelled exactly with a
-binary per community (``min_share · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
-weight, the elderly newly covered break ties (a term worth less than one community in
-total, so the count of communities is optimised first).
+binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
+weight, or for ``min_sites``, the solve is lexicographic: the count (of communities, of
+sites) first, proven optimal on that integral objective; then, held at that optimum, the
+most elderly newly within the circle.
 
 Variables: ``x_j`` binary per candidate, ``y_i ∈ [0, 1]`` per demand point
 (``y_i ≤ Σ_{j covers i} x_j``; with integral ``x`` the optimum puts ``y_i`` at 0 or 1, so
@@ -24,8 +25,9 @@ the same covering candidates (and community) are merged — on real districts th
 the model several-fold without changing its optimum.
 
 Solved with HiGHS through ``highspy`` (not ``scipy.optimize.milp``, which runs the same
-HiGHS but cannot take a starting solution): a greedy plan is passed as the warm start, and
-the time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
+HiGHS but can neither take a starting solution nor re-solve a changed objective in place):
+a greedy plan is passed as the warm start, and the time limit stops the solver with its
+incumbent, its bound and the gap. The greedy plan
 is a bound (lower for ``max_coverage``, upper on the sites for ``min_sites``) and is
 reported as such, never as the answer.
 
@@ -35,6 +37,8 @@ demand is then assigned (``a_ij``, fractional) instead of merely covered.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -45,8 +49,8 @@ from scipy.sparse import csr_array, diags_array, hstack, vstack
 from carecircle.errors import InputError
 
 OBJECTIVES = ("max_coverage", "min_sites")
-#: Total worth of the tie-break term (elderly newly covered) relative to one unit of the
-#: primary objective (one community, one site): below 1, so it never trades one away.
+#: Worth of the elderly newly covered in the greedy heuristic, relative to one community
+#: passing (below 1: the heuristic never trades a community for elderly).
 TIE_BREAK = 0.5
 #: HiGHS optimality tolerances: proven optimal means within these of the bound.
 MIP_REL_GAP = 1e-6
@@ -527,8 +531,7 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         integrality[:nc] = highspy.HighsVarType.kInteger
         integrality[nc + npt:nc + npt + ng] = highspy.HighsVarType.kInteger
     lp.integrality_ = list(integrality)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _new_highs()
     t0 = time.perf_counter()
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
@@ -574,6 +577,27 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     if not has_sol and len(warm):
         chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
     return chosen, status, optimal, gap, bound
+
+
+def _new_highs():
+    """A silent HiGHS instance.
+
+    The first instance of a process prints HiGHS's banner on the C-level stdout before any
+    option can be set; it is sent to the null device so a run's output stays its own.
+    """
+    import highspy
+
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def _warm_start(m: _Model, x: np.ndarray, n: int):
