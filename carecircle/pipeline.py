@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 
 import carecircle
-from carecircle.config import RunConfig
+from carecircle.config import NetworkConfig, RunConfig
 from carecircle.coverage import indicators, isochrones, reach, snap, standards
 from carecircle.coverage.graph import WalkGraph, build_graph
 from carecircle.coverage.profile import Profile, load_profile
@@ -127,14 +127,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     Inputs
     """
     net_cfg = config.network
-    if net_cfg.osm is not None:
-        net = network_layer.read_osm(net_cfg.osm, include_private=net_cfg.include_private)
-    elif net_cfg.lines is not None:
-        net = network_layer.read_lines(net_cfg.lines, layer=net_cfg.layer)
-    elif net_cfg.place is not None:
-        net = network_layer.download_place(net_cfg.place)
-    else:
-        net = network_layer.download_bbox(net_cfg.bbox)
+    net = read_network(net_cfg)
     target = net.crs
     log(f"路网 network: {net.stats['nodes']:,} nodes, {net.stats['edges']:,} edges ({target.to_string()})")
     area = _study_area(net, net_cfg.max_snap_m)
@@ -194,6 +187,24 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
     return Inputs(net, fac, pop, communities, estates, streets, reports)
+
+
+def read_network(net_cfg: NetworkConfig, *, step_free: bool | None = None) -> network_layer.Network:
+    """The walk network the config names; ``step_free`` overrides ``network.step_free``
+    (for the step-free comparison)."""
+    from carecircle.layers import lines, online, osm
+
+    if net_cfg.osm is not None:
+        return osm.read_osm(
+            net_cfg.osm, include_private=net_cfg.include_private,
+            step_free=net_cfg.step_free if step_free is None else step_free, cycleways=net_cfg.cycleways,
+            pedestrian_areas=net_cfg.pedestrian_areas, clip_margin_m=net_cfg.clip_margin_m,
+        )
+    if net_cfg.lines is not None:
+        return lines.read_lines(net_cfg.lines, layer=net_cfg.layer)
+    if net_cfg.place is not None:
+        return online.download_place(net_cfg.place)
+    return online.download_bbox(net_cfg.bbox)
 
 
 def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_report: LayerReport) -> None:

@@ -23,6 +23,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 from carecircle.layers import network as nw
+from carecircle.layers.lines import LINE_EXCLUDED_CLASSES, read_lines
+from carecircle.layers.osm import read_osm
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OSM_DIR = DATA / "osm"
@@ -95,7 +97,7 @@ def reference_highway_counts(path: Path) -> Counter:
 @pytest.fixture(scope="module", params=OSM_FILES, ids=[p.stem for p in OSM_FILES])
 def extract(request):
     path = request.param
-    return path, nw.read_osm(path), reference_graph(path)
+    return path, read_osm(path), reference_graph(path)
 
 
 def test_osm_extract_counts_ways(extract):
@@ -174,7 +176,7 @@ def segment_graph(frame) -> tuple[nx.Graph, int]:
 
 
 def test_wuxi_line_layer_every_line(wuxi):
-    net = nw.read_lines(WUXI, exclude_classes=())
+    net = read_lines(WUXI, exclude_classes=())
     reference, cut_vertices = segment_graph(wuxi)
     largest = max(nx.connected_components(reference), key=len)
     # the data README's "~26k nodes, ~98.6 % in one component" counts every vertex
@@ -196,11 +198,11 @@ def test_wuxi_line_layer_every_line(wuxi):
 
 
 def test_wuxi_line_layer_walking_classes(wuxi):
-    net = nw.read_lines(WUXI)
-    excluded = wuxi["highway"][wuxi["highway"].isin(nw.LINE_EXCLUDED_CLASSES)].value_counts()
+    net = read_lines(WUXI)
+    excluded = wuxi["highway"][wuxi["highway"].isin(LINE_EXCLUDED_CLASSES)].value_counts()
     assert net.stats["excluded_by_reason"] == {f"highway={k}": int(v) for k, v in excluded.items()}
     assert net.report.kept == len(wuxi) - int(excluded.sum())
-    kept = wuxi[~wuxi["highway"].isin(nw.LINE_EXCLUDED_CLASSES)]
+    kept = wuxi[~wuxi["highway"].isin(LINE_EXCLUDED_CLASSES)]
     reference, cut_vertices = segment_graph(kept)
     assert net.stats["nodes"] == cut_vertices
     assert net.stats["components"] == nx.number_connected_components(reference)
