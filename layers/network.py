@@ -136,10 +136,10 @@ def walk_exclusion(tags: Mapping[str, str], *, include_private: bool = False, st
             return "wheelchair=no"
         if highway == "steps" and not _steps_step_free(tags):
             return "steps (step-free)"
-    if highway == "cycleway" and foot not in FOOT_ALLOWED:
-        if cycleways is False:
+    if highway == "cycleway":
+        if cycleways is False:  # as osmnx: no cycleway at all
             return "highway=cycleway"
-        if cycleways == "foot_yes":
+        if cycleways == "foot_yes" and foot not in FOOT_ALLOWED:
             return "cycleway without foot=yes"
     if foot in FOOT_ALLOWED:  # an explicit foot permission overrides access and motorroad
         return None
