@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -392,6 +392,53 @@ def _isochrones(graph, fac, fac_snap, profile: Profile, walk: Walk | None) -> gp
     return iso
 
 
+def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs, analysis: Analysis,
+                log: Log = print) -> dict:
+    """The summary.json sections ``walk.sensitivity`` and ``walk.compare_step_free`` ask for.
+
+    ``speed_sensitivity``: coverage of every circle service at each of the profile's
+    ``walk.speed_presets``, read off the distances already searched (the circle's minutes at
+    each speed; the profile's minutes when the circle is a distance). ``step_free_comparison``:
+    the coverage on the network as configured and on the other one (step-free or not), which
+    costs a second read of the extract and a second search per service.
+    """
+    from carecircle.coverage.sensitivity import speed_sensitivity
+
+    out: dict = {}
+    services = list(profile.circle_services)
+    if config.walk.sensitivity:
+        minutes = walk.minutes if walk.minutes is not None else profile.walk.minutes
+        limit = walk.distance_m * REPORT_LIMIT_FACTOR
+        out["speed_sensitivity"] = {
+            "minutes": minutes, "search_limit_m": limit,
+            "rows": speed_sensitivity(analysis.population, services, minutes=minutes,
+                                      presets=profile.walk.speed_presets, search_limit_m=limit),
+        }
+    if config.walk.compare_step_free:
+        if config.network.osm is None:
+            raise InputError(f"{config.source}: walk.compare_step_free: needs network.osm "
+                             "(the step-free rules read the OSM tags of steps, ramps and kerbs)")
+        other_net = read_network(config.network, step_free=not config.network.step_free)
+        other = analyse(replace(inputs, network=other_net), profile, walk, max_snap_m=config.network.max_snap_m,
+                        min_component_nodes=config.network.min_component_nodes, polygons=False,
+                        lang=config.output.lang, log=lambda line: None)
+        runs = {config.network.step_free: (inputs.network, analysis), not config.network.step_free: (other_net, other)}
+        out["step_free_comparison"] = {
+            name: {
+                "network": {k: runs[free][0].stats[k] for k in ("nodes", "edges", "components", "excluded_by_reason")},
+                "services": {k: {m: runs[free][1].services[k][m] for m in (
+                    "population_covered", "elderly_covered", "population_covered_share", "elderly_covered_share")}
+                    for k in services},
+            }
+            for name, free in (("standard", False), ("step_free", True))
+        }
+        log("无障碍 step-free: " + ", ".join(
+            f"{k} {out['step_free_comparison']['standard']['services'][k]['elderly_covered_share'] or 0:.1%} → "
+            f"{out['step_free_comparison']['step_free']['services'][k]['elderly_covered_share'] or 0:.1%}"
+            for k in services) + " of elderly within the circle")
+    return out
+
+
 def _versions() -> dict[str, str]:
     names = ["numpy", "scipy", "pandas", "shapely", "pyproj", "geopandas", "pyogrio", "osmium",
              "rasterio", "folium", "pydantic", "networkx", "osmnx"]
@@ -575,7 +622,9 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                        min_component_nodes=config.network.min_component_nodes,
                        polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+    checks = walk_checks(config, profile, walk, inputs, analysis, log=log)
     summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+    summary.update(checks)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:

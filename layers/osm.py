@@ -384,7 +384,7 @@ def _notes(scan: _OsmScan, box, beyond: int, beyond_m: float, barriers: pd.DataF
            crossings: int, rules: dict) -> list[str]:
     """What the user should know about how the extract became a walk network."""
     notes = []
-    if scan.bounds is not None and box is None:
+    if beyond and box is None:
         notes.append(f"kept {beyond:,} way nodes beyond the file's <bounds> (up to {beyond_m:,.0f} m outside): "
                      "streets that leave the box still connect")
     elif box is not None:
