@@ -16,10 +16,11 @@ import pyogrio.errors
 import pyproj
 import shapely
 
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.network import EXCLUDED_HIGHWAY, Network, first_line, metric_crs
 from carecircle.layers.noding import assemble, run_ends, split_at_shared_vertices, vertex_ids
-from carecircle.layers.report import InputError, LayerReport
-from carecircle.layers.tables import shapefile_encoding
+from carecircle.layers.readers import shapefile_encoding
 
 #: Road classes of a line layer that are not walkable: OSM values (OSM-derived layers,
 #: Geofabrik ``fclass``) and 高速公路 (expressway) of Chinese road-class fields.

@@ -20,8 +20,9 @@ from typing import Literal
 import geopandas as gpd
 import pyproj
 
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.crs import utm_crs
-from carecircle.layers.report import InputError, LayerReport
 
 #: ``highway`` values that are never walking ways: the osmnx 2.1 ``walk`` filter
 #: (``abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|proposed|

@@ -13,9 +13,10 @@ import pandas as pd
 import pyproj
 import shapely
 
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.network import Network, first_line, metric_crs
 from carecircle.layers.noding import node_lonlat, osm_grid, vertex_ids
-from carecircle.layers.report import InputError, LayerReport
 
 
 def download_place(query: str, *, target_crs=None) -> Network:

@@ -17,9 +17,10 @@ import pandas as pd
 import pyproj
 import shapely
 
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.network import Cycleways, Network, first_line, metric_crs, node_closure, walk_exclusion
 from carecircle.layers.noding import isin_keys, node_lonlat, osm_grid, run_ends, vertex_ids
-from carecircle.layers.report import InputError, LayerReport
 
 #: OSM file suffixes pyosmium reads.
 OSM_SUFFIXES = (".osm.pbf", ".osm.bz2", ".osm.gz", ".osm", ".pbf")

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, MultiLineString, Point
 
 from carecircle.layers import network as nw
+from carecircle.errors import InputError
 from carecircle.layers.lines import read_lines
 from carecircle.layers.online import download_bbox, download_place, network_from_graph
 from carecircle.layers.osm import read_osm
-from carecircle.layers.report import InputError
 
 GEOD = pyproj.Geod(ellps="WGS84")
 # A transverse Mercator centred on the test area (scale 1 at its centre): planar lengths
