@@ -321,6 +321,8 @@ def _area_crossings(coords: np.ndarray, part: np.ndarray, part_way: np.ndarray,
     way : numpy.ndarray
         (k,) row in the ways table of the area each crossing belongs to.
     """
+    if not is_area[part_way].any():
+        return np.empty((0, 2, 2)), np.empty(0, np.int64)
     fixed = osm_grid(coords)
     vertex = vertex_ids(fixed[:, 0], fixed[:, 1])
     first, last = run_ends(part)
