@@ -61,8 +61,7 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
     """The area the network covers, grown by the snap limit: inputs outside cannot be reached."""
-    hull = shapely.convex_hull(shapely.multipoints(network.nodes[["x", "y"]].to_numpy()))
-    return shapely.buffer(hull, margin_m)
+    return shapely.buffer(network.complete_area(), margin_m)
 
 
 def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:

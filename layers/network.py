@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import geopandas as gpd
+import numpy as np
 import pyproj
+import shapely
 
 from carecircle.errors import InputError
 from carecircle.layers.accounting import LayerReport
@@ -88,6 +90,16 @@ class Network:
     def crs(self) -> pyproj.CRS:
         """The metric CRS of nodes and edges."""
         return self.edges.crs
+
+    def complete_area(self) -> shapely.Geometry:
+        """Where the network is complete: the convex hull of its nodes, within the OSM
+        extract's ``<bounds>`` when it has them (beyond them the file holds only the ways
+        that cross into the box, so inputs there would snap onto a partial network)."""
+        hull = shapely.convex_hull(shapely.multipoints(self.nodes[["x", "y"]].to_numpy()))
+        bounds = self.stats.get("bounds")
+        if bounds is None:
+            return hull
+        return shapely.intersection(hull, bounds_polygon(bounds, self.crs))
 
 
 # --------------------------------------------------------------------------- walk rules
@@ -233,6 +245,14 @@ def metric_crs(target_crs, extent, source) -> pyproj.CRS:
     if not crs.is_projected:
         raise InputError(f"{source}: target CRS {target_crs!r} is not projected; network lengths need metres")
     return crs
+
+
+def bounds_polygon(bounds, crs) -> shapely.Polygon:
+    """The lon/lat box ``(west, south, east, north)`` as a polygon in the metric ``crs``
+    (densified every 1e-4°, so its projected edges stay true)."""
+    to_metric = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    return shapely.transform(shapely.segmentize(shapely.box(*bounds), 1e-4),
+                             lambda c: np.column_stack(to_metric.transform(c[:, 0], c[:, 1])))
 
 
 def first_line(exc: BaseException) -> str:

@@ -19,7 +19,8 @@ import shapely
 
 from carecircle.errors import InputError
 from carecircle.layers.accounting import LayerReport
-from carecircle.layers.network import Cycleways, Network, first_line, metric_crs, node_closure, walk_exclusion
+from carecircle.layers.network import (Cycleways, Network, bounds_polygon, first_line, metric_crs, node_closure,
+                                      walk_exclusion)
 from carecircle.layers.noding import isin_keys, node_lonlat, osm_grid, run_ends, vertex_ids
 
 #: OSM file suffixes pyosmium reads.
@@ -377,10 +378,8 @@ def _beyond_bounds(coords, way_of_coord, has_edge, bounds, box, crs) -> tuple[in
         return 0, 0.0
     kept = np.unique(osm_grid(coords[outside]), axis=0) / 1e7
     to_metric = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    ring = shapely.segmentize(shapely.box(*bounds), 1e-4)
-    frame = shapely.transform(ring, lambda c: np.column_stack(to_metric.transform(c[:, 0], c[:, 1])))
     points = shapely.points(np.column_stack(to_metric.transform(kept[:, 0], kept[:, 1])))
-    return int(len(kept)), float(shapely.distance(points, frame).max())
+    return int(len(kept)), float(shapely.distance(points, bounds_polygon(bounds, crs)).max())
 
 
 def _notes(scan: _OsmScan, box, beyond: int, beyond_m: float, barriers: pd.DataFrame, area_ways: int,

@@ -188,6 +188,15 @@ def test_a_way_past_the_bounds_keeps_the_nodes_the_file_holds(tmp_path):
     assert walk(read_osm(path, target_crs=LOCAL_TM, clip_margin_m=250), EDGE[1], EDGE[3]) == pytest.approx(outside, abs=1e-3)
 
 
+def test_inputs_are_admitted_only_where_the_network_is_complete(tmp_path):
+    # a spur X - Y(0, 900) makes X and Y nodes; beyond the bounds the file is not complete
+    ways = {1: ([1, 2, 3], {"highway": "residential"}), 3: ([2, 5], {"highway": "footway"})}
+    net = read_osm(write(tmp_path, EDGE, ways, bounds=EDGE_BOUNDS), target_crs=LOCAL_TM)
+    assert net.stats["nodes"] == 4
+    west, south, east, north = net.complete_area().bounds
+    assert (west, south, east, north) == pytest.approx((-300, 400, 300, 500), abs=0.05)
+
+
 def test_only_what_the_file_lacks_is_cut(tmp_path):
     # way 1 runs A - X - B - Y with Y (node 5) referenced but not in the file
     nodes = {k: v for k, v in EDGE.items() if k != 5}
