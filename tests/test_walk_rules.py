@@ -15,6 +15,8 @@ import networkx as nx
 import numpy as np
 import pyproj
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_network import LOCAL_TM, geodesic, osm_xml
 
 from carecircle.layers import network as nw
@@ -276,3 +278,42 @@ def test_walk_exclusion_documented_rules():
     assert nw.walk_exclusion({"highway": "steps", "foot": "yes"}, step_free=True) == "steps (step-free)"
     assert nw.node_closure({"barrier": "bollard"}) is None
     assert nw.node_closure({"barrier": "gate", "access": "private"}, include_private=True) is None
+
+
+# --------------------------------------------------------------------------- property
+
+
+lattice_node = st.integers(1, 25)  # node k sits at column (k - 1) % 5, row (k - 1) // 5, 100 m apart
+lattice_way = st.lists(lattice_node, min_size=2, max_size=6).filter(lambda ids: all(a != b for a, b in zip(ids, ids[1:])))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(lattice_way, min_size=1, max_size=7), st.sets(lattice_node, max_size=6))
+def test_closed_gates_match_a_segment_graph(tmp_path_factory, ways, gates):
+    """Closing barrier nodes keeps every walk of the segment graph in which each closed node
+    is one dead end per segment reaching it."""
+    nodes = {k: ll(100.0 * ((k - 1) % 5), 100.0 * ((k - 1) // 5)) for k in range(1, 26)}
+    path = write(tmp_path_factory.mktemp("gates"), nodes,
+                 {i + 1: (ids, {"highway": "footway"}) for i, ids in enumerate(ways)},
+                 {g: {"barrier": "gate", "access": "no"} for g in gates})
+    reference = nx.MultiGraph()
+    for w, ids in enumerate(ways):
+        for s, (a, b) in enumerate(zip(ids, ids[1:])):
+            ka = (a, w, s) if a in gates else a
+            kb = (b, w, s) if b in gates else b
+            reference.add_edge(ka, kb, length=geodesic(nodes[a], nodes[b]))
+    net = read_osm(path, target_crs=LOCAL_TM)
+    assert net.edges["length_m"].sum() == pytest.approx(reference.size(weight="length"), abs=1e-3)
+    assert net.stats["components"] == nx.number_connected_components(reference)
+    assert net.stats["dangles"] == sum(1 for _, degree in reference.degree() if degree == 1)
+    # walks between the open places that are network nodes (junctions, ends; not interior vertices)
+    xy = net.nodes[["x", "y"]].to_numpy()
+    at = {k: np.flatnonzero(np.hypot(*(xy - TO_METRIC.transform(*nodes[k])).T) < 0.01) for k in nodes}
+    open_nodes = sorted(k for k in {k for ids in ways for k in ids} - gates if len(at[k]))
+    ours = nx.MultiGraph()
+    ours.add_weighted_edges_from(net.edges[["u", "v", "length_m"]].itertuples(index=False), weight="length")
+    for a in open_nodes:
+        theirs = nx.single_source_dijkstra_path_length(reference, a, weight="length")
+        mine = nx.single_source_dijkstra_path_length(ours, int(at[a][0]), weight="length")
+        for b in open_nodes:
+            assert mine.get(int(at[b][0]), np.inf) == pytest.approx(theirs.get(b, np.inf), abs=1e-3)
