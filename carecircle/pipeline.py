@@ -201,6 +201,10 @@ def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
             "rows": speed_sensitivity(analysis.population, services, minutes=minutes,
                                       presets=profile.walk.speed_presets, search_limit_m=limit),
         }
+        log("步速 walking speed: " + "; ".join(
+            f"{row['speed_kmh']:g} km/h " + ", ".join(
+                f"{k} {row['services'][k]['elderly_covered_share'] or 0:.1%}" for k in services)
+            for row in out["speed_sensitivity"]["rows"]) + " of elderly within the circle")
     if config.walk.compare_step_free:
         if config.network.osm is None:
             raise InputError(f"{config.source}: walk.compare_step_free: needs network.osm "
