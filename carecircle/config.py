@@ -57,6 +57,11 @@ class NetworkConfig(_Section):
     include_private: bool = False
     max_snap_m: float = Field(300.0, gt=0, le=10_000)
     min_component_nodes: int = Field(50, ge=1, le=1_000_000)
+    # Walk rules of an OSM extract (README "Walk rules"): the network an older person walks.
+    step_free: bool = False
+    cycleways: bool | Literal["foot_yes"] = True
+    pedestrian_areas: Literal["across", "outline", "none"] = "across"
+    clip_margin_m: float | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> "NetworkConfig":
@@ -167,6 +172,9 @@ class WalkConfig(_Section):
     speed_kmh: float | None = Field(None, ge=0.5, le=20)
     distance_m: float | None = Field(None, gt=0, le=20_000)
     rings_minutes: list[Annotated[float, Field(gt=0, le=120)]] | None = None
+    # Coverage at each of the profile's walk.speed_presets, and on the step-free network too.
+    sensitivity: bool = False
+    compare_step_free: bool = False
 
     @model_validator(mode="after")
     def _not_both(self) -> "WalkConfig":

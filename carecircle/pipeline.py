@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +25,7 @@ import shapely
 
 import carecircle
 from carecircle import outdir
-from carecircle.config import RunConfig
+from carecircle.config import NetworkConfig, RunConfig
 from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR, Analysis, Inputs, Log, Walk, analyse
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
@@ -63,8 +64,7 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
     """The area the network covers, grown by the snap limit: inputs outside cannot be reached."""
-    hull = shapely.convex_hull(shapely.multipoints(network.nodes[["x", "y"]].to_numpy()))
-    return shapely.buffer(hull, margin_m)
+    return shapely.buffer(network.complete_area(), margin_m)
 
 
 def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:
@@ -83,14 +83,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     Inputs
     """
     net_cfg = config.network
-    if net_cfg.osm is not None:
-        net = network_layer.read_osm(net_cfg.osm, include_private=net_cfg.include_private)
-    elif net_cfg.lines is not None:
-        net = network_layer.read_lines(net_cfg.lines, layer=net_cfg.layer)
-    elif net_cfg.place is not None:
-        net = network_layer.download_place(net_cfg.place)
-    else:
-        net = network_layer.download_bbox(net_cfg.bbox)
+    net = read_network(net_cfg)
     target = net.crs
     log(f"路网 network: {net.stats['nodes']:,} nodes, {net.stats['edges']:,} edges ({target.to_string()})")
     area = _study_area(net, net_cfg.max_snap_m)
@@ -152,6 +145,24 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     return Inputs(net, fac, pop, communities, estates, streets, reports)
 
 
+def read_network(net_cfg: NetworkConfig, *, step_free: bool | None = None) -> network_layer.Network:
+    """The walk network the config names; ``step_free`` overrides ``network.step_free``
+    (for the step-free comparison)."""
+    from carecircle.layers import lines, online, osm
+
+    if net_cfg.osm is not None:
+        return osm.read_osm(
+            net_cfg.osm, include_private=net_cfg.include_private,
+            step_free=net_cfg.step_free if step_free is None else step_free, cycleways=net_cfg.cycleways,
+            pedestrian_areas=net_cfg.pedestrian_areas, clip_margin_m=net_cfg.clip_margin_m,
+        )
+    if net_cfg.lines is not None:
+        return lines.read_lines(net_cfg.lines, layer=net_cfg.layer)
+    if net_cfg.place is not None:
+        return online.download_place(net_cfg.place)
+    return online.download_bbox(net_cfg.bbox)
+
+
 def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_report: LayerReport) -> None:
     """Stop when a layer lies wholly outside the network (usually a wrong CRS) or nothing is left."""
     for key, gdf, path in (
@@ -169,6 +180,57 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_repo
             f"{config.facilities.path}: no usable facility: all {fac_report.read} rows rejected ({reasons}); "
             "check the coordinate columns and facilities.crs"
         )
+
+
+def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs, analysis: Analysis,
+                log: Log = print) -> dict:
+    """The summary.json sections ``walk.sensitivity`` and ``walk.compare_step_free`` ask for.
+
+    ``speed_sensitivity``: coverage of every circle service at each of the profile's
+    ``walk.speed_presets``, read off the distances already searched (the circle's minutes at
+    each speed; the profile's minutes when the circle is a distance). ``step_free_comparison``:
+    the coverage on the network as configured and on the other one (step-free or not), which
+    costs a second read of the extract and a second search per service.
+    """
+    from carecircle.coverage.sensitivity import speed_sensitivity
+
+    out: dict = {}
+    services = list(profile.circle_services)
+    if config.walk.sensitivity:
+        minutes = walk.minutes if walk.minutes is not None else profile.walk.minutes
+        limit = walk.distance_m * REPORT_LIMIT_FACTOR
+        out["speed_sensitivity"] = {
+            "minutes": minutes, "search_limit_m": limit,
+            "rows": speed_sensitivity(analysis.population, services, minutes=minutes,
+                                      presets=profile.walk.speed_presets, search_limit_m=limit),
+        }
+        log("步速 walking speed: " + "; ".join(
+            f"{row['speed_kmh']:g} km/h " + ", ".join(
+                f"{k} {row['services'][k]['elderly_covered_share'] or 0:.1%}" for k in services)
+            for row in out["speed_sensitivity"]["rows"]) + " of elderly within the circle")
+    if config.walk.compare_step_free:
+        if config.network.osm is None:
+            raise InputError(f"{config.source}: walk.compare_step_free: needs network.osm "
+                             "(the step-free rules read the OSM tags of steps, ramps and kerbs)")
+        other_net = read_network(config.network, step_free=not config.network.step_free)
+        other = analyse(replace(inputs, network=other_net), profile, walk, max_snap_m=config.network.max_snap_m,
+                        min_component_nodes=config.network.min_component_nodes, polygons=False,
+                        lang=config.output.lang, log=lambda line: None)
+        runs = {config.network.step_free: (inputs.network, analysis), not config.network.step_free: (other_net, other)}
+        out["step_free_comparison"] = {
+            name: {
+                "network": {k: runs[free][0].stats[k] for k in ("nodes", "edges", "components", "excluded_by_reason")},
+                "services": {k: {m: runs[free][1].services[k][m] for m in (
+                    "population_covered", "elderly_covered", "population_covered_share", "elderly_covered_share")}
+                    for k in services},
+            }
+            for name, free in (("standard", False), ("step_free", True))
+        }
+        log("无障碍 step-free: " + ", ".join(
+            f"{k} {out['step_free_comparison']['standard']['services'][k]['elderly_covered_share'] or 0:.1%} → "
+            f"{out['step_free_comparison']['step_free']['services'][k]['elderly_covered_share'] or 0:.1%}"
+            for k in services) + " of elderly within the circle")
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -457,7 +519,9 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
                            min_component_nodes=config.network.min_component_nodes,
                            polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
         siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
+        checks = walk_checks(config, profile, walk, inputs, analysis, log=log)
         summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        summary.update(checks)
         if siting is not None:
             summary["inputs"]["candidates"] = siting.report.to_dict()
             summary["siting"] = _jsonable(siting.plan.summary)

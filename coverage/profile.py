@@ -33,12 +33,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class SpeedPreset(_Model):
+    """A walking speed the circle is tested at (the run config's ``walk.sensitivity``)."""
+
+    name: str
+    speed_kmh: float = Field(gt=0)
+    source: str = ""
+
+
 class Walk(_Model):
-    """The walking circle: ``minutes`` at ``speed_kmh`` gives the network distance."""
+    """The walking circle: ``minutes`` at ``speed_kmh`` gives the network distance.
+
+    ``speed_presets`` are the speeds of the sensitivity table (older people walk slower).
+    """
 
     minutes: float = Field(15.0, gt=0, le=120)
     speed_kmh: float = Field(4.0, ge=0.5, le=20)
     source: str = ""
+    speed_presets: list[SpeedPreset] = Field(default_factory=list)
 
 
 class ServiceSpec(_Model):
