@@ -111,7 +111,7 @@ def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geom
     return shapely.buffer(hull, margin_m)
 
 
-def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:
+def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=None) -> Inputs:
     """Read every input layer of ``config`` into the network's metric CRS.
 
     Parameters
@@ -121,6 +121,8 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         Supplies the facility-type keywords per service.
     log : callable
         Receives one progress line per layer.
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region: keep its core and halo only (see :mod:`carecircle.tiles`).
 
     Returns
     -------
@@ -193,6 +195,10 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
+    if clip is not None:  # after every filter, so a tile keeps and rejects the rows the whole run does
+        net, fac, pop, communities, estates, streets = clip.apply(net, fac, pop, communities, estates, streets)
+        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
+            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
     return Inputs(net, fac, pop, communities, estates, streets, reports)
 
 
@@ -534,7 +540,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
 
 
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
-        offline: bool | None = None, log: Log = print) -> dict:
+        offline: bool | None = None, log: Log = print, clip=None) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
     Outputs are written to a temporary folder beside ``out_dir`` and moved into place only
@@ -548,6 +554,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         Override ``output.lang``, ``output.basemap`` and ``output.offline_map``.
     log : callable
         Progress lines.
+    clip : carecircle.tiles.Clip, optional
+        Run one tile of a bigger region (its core, with a halo); recorded as ``tile``.
 
     Returns
     -------
@@ -559,12 +567,14 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     profile = load_profile(config.profile)
     walk = resolve_walk(config, profile)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log)
+    inputs = load_inputs(config, profile, log, clip=clip)
     lang = lang or config.output.lang
     analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                        min_component_nodes=config.network.min_component_nodes,
                        polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
     summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+    if clip is not None:
+        summary["tile"] = clip.record
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
