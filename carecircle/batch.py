@@ -179,9 +179,14 @@ def _fingerprinted(task: Task) -> Task:
 
 
 def load_run_config(path: Path, overrides: dict):
-    """A run config with ``overrides`` merged in key by key (paths in overrides resolve like the config's own)."""
+    """A run config with ``overrides`` merged in key by key.
+
+    Paths in overrides resolve like the config's own (against its folder); a key set to
+    ``null`` is unset (``walk: {distance_m: 800, minutes: null}``).
+    """
     from carecircle.config import load_config, parse_config
 
+    path = Path(path)
     config = load_config(path)
     if not overrides:
         return config

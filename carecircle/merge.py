@@ -58,6 +58,8 @@ def merge_batch(out: Path, done: list[tuple[str, Path]], *, failed: list[dict], 
                   for name, folder in done if (folder / f"{table}.csv").is_file()]
         if frames:
             merged = pd.concat(frames, ignore_index=True)
+            if tiled and table in ("streets", "actions"):
+                merged = _rerank(table, merged)
             merged.to_csv(out / f"{table}.csv", index=False, encoding="utf-8-sig")
             merged.to_excel(out / f"{table}.xlsx", index=False)
             written += [f"{table}.csv", f"{table}.xlsx"]
@@ -93,6 +95,29 @@ def merge_batch(out: Path, done: list[tuple[str, Path]], *, failed: list[dict], 
 def _with_district(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     frame.insert(0, "district", name)
     return frame
+
+
+def _rerank(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Ranks across the whole tiled region (each tile ranked only its own streets and actions).
+
+    The ordering rules are the analysis's own (:func:`carecircle.coverage.standards.street_scorecard`:
+    1 = best score, ties share a rank; :func:`~carecircle.coverage.standards.action_list`: most
+    elderly affected first); only the positions change, not a value.
+    """
+    from carecircle.coverage.standards import _sort_actions
+
+    num = frame.copy()
+    if table == "streets":
+        score = pd.to_numeric(num["score"], errors="coerce")
+        frame["rank"] = score.rank(method="min", ascending=False).astype("Int64").astype(str).replace("<NA>", "")
+        order = pd.DataFrame({"rank": score.rank(method="min", ascending=False), "street": frame["street"]})
+        return frame.loc[order.sort_values(["rank", "street"], na_position="last").index].reset_index(drop=True)
+    for col in ("elderly_affected", "shortfall"):
+        num[col] = pd.to_numeric(num[col], errors="coerce")
+    num["_row"] = range(len(num))
+    ordered = frame.iloc[_sort_actions(num)["_row"].to_numpy()].reset_index(drop=True)
+    ordered["rank"] = [str(i) for i in range(1, len(ordered) + 1)]
+    return ordered
 
 
 def _read_layer(path: Path, name: str, tiled: bool) -> gpd.GeoDataFrame:

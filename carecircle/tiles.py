@@ -302,10 +302,10 @@ def plan_tiles(config: RunConfig, *, by: str | None = None, grid_m: float | None
     metric = com.to_crs(utm_crs(lon, lat))
     if street and street in metric.columns:
         keyed = metric[metric[street].astype(str) != ""]
-        seeds = list(keyed.dissolve(by=keyed[street].astype(str)).geometry.point_on_surface())
-        seeds += list(metric[metric[street].astype(str) == ""].geometry.point_on_surface())
+        seeds = list(keyed.dissolve(by=keyed[street].astype(str)).geometry.representative_point())
+        seeds += list(metric[metric[street].astype(str) == ""].geometry.representative_point())
     else:
-        seeds = list(metric.geometry.point_on_surface())
+        seeds = list(metric.geometry.representative_point())
     x0, y0, x1, y1 = metric.total_bounds
     xy = shapely.get_coordinates(np.array(seeds, dtype=object))
     cells = sorted({(int((y - y0) // grid_m), int((x - x0) // grid_m)) for x, y in xy})
