@@ -253,7 +253,8 @@ def _overview_map(out: Path, done, summaries: dict, communities: gpd.GeoDataFram
             folium.GeoJson(gpd.GeoSeries([geom], crs=PROVINCE_CRS).to_json(),
                            style_function=lambda _, c=colour: {"color": c, "weight": 2, "fillOpacity": 0.25},
                            tooltip=name, popup=folium.Popup(text, max_width=300)).add_to(m)
-    items = "".join(f'<li><a href="{name}/map.html" target="_blank">{name}</a></li>' for name, _ in done)
+    items = "".join(f'<li><a href="{name}/map.html" target="_blank">{name}</a></li>' if (folder / "map.html").is_file()
+                    else f"<li>{name}</li>" for name, folder in done)
     m.get_root().html.add_child(folium.Element(
         f'<div style="position:fixed;top:10px;right:10px;z-index:9999;background:white;padding:6px 10px;'
         f'max-height:80%;overflow:auto;font-size:13px"><b>各区县地图 district maps</b><ol>{items}</ol></div>'))
