@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from carecircle.layers.network import Network
-from carecircle.layers.report import LayerReport
+from carecircle.layers.accounting import LayerReport
 
 STEP_M = 100.0
 CRS = "EPSG:32650"

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 Log = Callable[[str], None]
 
@@ -294,8 +294,12 @@ def run_batch(batch_path: str | Path, out: str | Path, *, scheduler: str | None 
     """
     from carecircle.merge import merge_batch
 
+    from carecircle import outdir
+
     batch, tasks = load_batch(batch_path)
-    out = Path(out).resolve()
+    # The batch folder follows the run rules: new, empty or an earlier batch output (its marker
+    # lists the merged files and every run folder's own), never the batch file's folder.
+    out = outdir.check_target(out, config_file=Path(batch_path))
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
     state = _read_state(state_path) if resume else {}
@@ -315,7 +319,16 @@ def run_batch(batch_path: str | Path, out: str | Path, *, scheduler: str | None 
     done = [(t.name, out / t.name) for t in tasks if records[t.name]["ok"]]
     summary = merge_batch(out, done, failed=[r for r in ordered if not r["ok"]], tasks=ordered,
                           tiled=batch.tiles is not None, log=log)
+    outdir.write_marker(out, [*summary["outputs"], STATE_FILE, *_run_files(out)])
     return BatchResult(ordered, summary)
+
+
+def _run_files(out: Path) -> list[str]:
+    """Every file of the run folders in ``out`` (folders carrying a run's own marker)."""
+    from carecircle.outdir import MARKER
+
+    return [p.relative_to(out).as_posix() for sub in sorted(out.iterdir()) if (sub / MARKER).is_file()
+            for p in sub.rglob("*") if p.is_file()]
 
 
 def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int | None, log: Log) -> list[dict]:

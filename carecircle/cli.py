@@ -5,20 +5,26 @@ Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample distric
 runs), ``profiles`` (list or show the standards profiles), ``batch`` (many runs on Dask).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
-traceback); 1 internal error.
+traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (nothing half-written left).
+
+Everything echoed is printed literally (no rich markup is read from a path, a header or a
+profile title) and without the control characters (ANSI/OSC escapes) an input file may carry.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 app = typer.Typer(
     name="carecircle",
@@ -32,6 +38,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
+
+
+# ANSI CSI and OSC escape sequences, then any other C0/C1 control or bidi-override character.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object) -> str:
+    """``text`` as one printable line: escape sequences and control characters removed.
+
+    Parameters
+    ----------
+    text : object
+        Anything; ``str()`` of it is cleaned.
+
+    Returns
+    -------
+    str
+    """
+    out = _ESCAPES.sub("", str(text)).replace("\t", " ").replace("\n", " ")
+    return _CONTROLS.sub("", out)
+
+
+def _say(*parts: str | tuple[str, str]) -> None:
+    """Print ``parts`` (text, or ``(text, style)``) literally, input-derived text cleaned."""
+    console.print(Text.assemble(*[(plain(p[0]), p[1]) if isinstance(p, tuple) else plain(p) for p in parts]),
+                  highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -50,24 +83,26 @@ def _main(
 
 
 def _log(line: str) -> None:
-    console.print(f"[dim]·[/dim] {line}", highlight=False)
+    _say(("·", "dim"), " ", line)
 
 
 def _report(summary: dict, out: Path) -> None:
     """The closing lines of a run: coverage per service, flagged communities, where the map is."""
     for key, s in summary["services"].items():
         if s["circle_check"] and s["elderly_covered_share"] is not None:
-            console.print(f"  {s['label_zh']} {key}: 老年人覆盖 {s['elderly_covered_share']:.1%} elderly covered")
+            _say(f"  {s['label_zh']} {key}: 老年人覆盖 {s['elderly_covered_share']:.1%} elderly covered")
     com = summary["communities"]
-    console.print(f"  社区 communities flagged: {com['flagged']} of {com['total']}")
+    _say(f"  社区 communities flagged: {com['flagged']} of {com['total']}")
     where = out / "map.html"
-    console.print(f"[bold green]完成 done[/bold green] → {out}" + (f"  (map: {where})" if where.exists() else ""))
+    _say(("完成 done", "bold green"), f" → {out}" + (f"  (map: {where})" if where.exists() else ""))
 
 
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="Run config YAML (see README: profile, network, facilities, population, communities, ...)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (replaced when the run completes)."),
+    out: Path = typer.Option(..., "--out", "-o", help=(
+        "Output folder: new, empty, or an earlier carecircle output (replaced when the run completes); "
+        "any other folder is refused, nothing is deleted.")),
     lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en: labels, headers, legends."),
     basemap: Optional[str] = typer.Option(None, "--basemap", help="osm (default), amap (GCJ-02 overlays) or tianditu."),
     offline: Optional[bool] = typer.Option(None, "--offline/--online", help="Inline the map's JS/CSS for intranets."),
@@ -124,18 +159,30 @@ def sample(
     from carecircle.layers.sample import generate_sample
 
     s = generate_sample(out, seed=seed)
-    console.print(f"sample district → {out}; run it with: carecircle run {s.config} --out out/sample")
+    _say(f"sample district → {out}; run it with: carecircle run {s.config} --out out/sample")
 
 
 @app.command()
-def check(config: Path = typer.Argument(..., help="Run config YAML.")) -> None:
-    """Validate a run config and its profile without running the analysis."""
+def check(
+    config: Path = typer.Argument(..., help="Run config YAML."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also check that a run may write into this folder."),
+    basemap: Optional[str] = typer.Option(None, "--basemap", help="osm, amap or tianditu (as for run)."),
+) -> None:
+    """Check everything `run` would refuse before its analysis: config, profile, every input layer
+    (files, columns, CRS names), the basemap key, GBK names and, with --out, the output folder.
+
+    "ok" means `carecircle run CONFIG --out OUT` gets past loading.
+    """
+    from carecircle import outdir
     from carecircle.config import load_config
-    from carecircle.coverage.profile import load_profile
+    from carecircle.pipeline import prepare_inputs
 
     cfg = load_config(config)
-    profile = load_profile(cfg.profile)
-    console.print(f"ok: {config} (profile {profile.name} {profile.title})")
+    if out is not None:
+        outdir.check_target(out, config_file=cfg.source, inputs=cfg.input_files())
+    profile, _, inputs = prepare_inputs(cfg, basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), log=_log)
+    rows = ", ".join(f"{name} {rep.kept:,}/{rep.read:,}" for name, rep in inputs.reports.items())
+    _say(f"ok: {config} (profile {profile.name} {profile.title}; rows kept/read: {rows})")
 
 
 @app.command()
@@ -146,12 +193,12 @@ def compare(
     lang: str = typer.Option("zh", "--lang", help="zh or en."),
 ) -> None:
     """What changes from RUN_A to RUN_B: communities newly covered, shortfalls closed, per-street deltas."""
-    from carecircle.coverage.compare import compare_runs, write_comparison
+    from carecircle.compare import compare_runs, write_comparison
 
     result = compare_runs(run_a, run_b)
     target = out or (run_b / "compare")
     write_comparison(result, target, lang=_choice(lang, ("zh", "en"), "--lang"))
-    console.print(f"comparison → {target}")
+    _say(f"comparison → {target}")
 
 
 @app.command()
@@ -203,20 +250,26 @@ def main() -> None:
     """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages.
 
     typer handles its own usage errors (exit 2) and ``--help`` by raising SystemExit, which
-    passes through; everything else is caught here.
+    passes through; everything else is caught here. SIGTERM is turned into an exception so that
+    the run removes its staging folder and its chromium child on the way out, as on Ctrl-C.
     """
+    from carecircle import outdir
+
+    signal.signal(signal.SIGTERM, outdir.raise_on_signal)
     try:
         app()
     except InputError as err:
-        console.print(f"[bold red]carecircle: error:[/bold red] {err}", highlight=False)
+        _say(("carecircle: error:", "bold red"), " ", str(err))
         sys.exit(2)
     except KeyboardInterrupt:
+        _say(("carecircle: stopped", "bold red"), " (Ctrl-C); no output was changed")
         sys.exit(130)
+    except outdir.Interrupted as err:
+        _say(("carecircle: stopped", "bold red"), f" ({err}); no output was changed")
+        sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
-        console.print(
-            f"[bold red]carecircle: internal error:[/bold red] {type(err).__name__}: {err} "
-            "(set CARECIRCLE_DEBUG=1 for the traceback and report it)", highlight=False,
-        )
+        _say(("carecircle: internal error:", "bold red"), f" {type(err).__name__}: {err} "
+             "(set CARECIRCLE_DEBUG=1 for the traceback and report it)")
         if os.environ.get("CARECIRCLE_DEBUG"):
             console.print_exception()
         sys.exit(1)

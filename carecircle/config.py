@@ -2,19 +2,19 @@
 
 The keys are a public interface (documented key by key in the README). Relative paths
 resolve against the folder of the config file. Every problem is reported as one line naming
-the file and the key, raised as :class:`~carecircle.layers.report.InputError`.
+the file and the key, raised as :class:`~carecircle.errors.InputError`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pyproj
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Everything a run can write; ``output.formats`` picks a subset (summary.json is always written).
 OUTPUT_FORMATS = (
@@ -34,8 +34,16 @@ OUTPUT_FORMATS = (
 
 
 class _Section(BaseModel):
-    # A misspelt key is an error, not a silently ignored default.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt key is an error, not a silently ignored default; NaN and inf are never a value.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _lonlat(lon: float, lat: float, what: str) -> None:
+    """Longitude/latitude in range and not (0, 0), the value a blank export cell becomes."""
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(f"{what} ({lon}, {lat}) is not a longitude/latitude in degrees")
+    if lon == 0 and lat == 0:
+        raise ValueError(f"{what} (0, 0) is not a place in China; give the real coordinates")
 
 
 class NetworkConfig(_Section):
@@ -44,17 +52,23 @@ class NetworkConfig(_Section):
     osm: Path | None = None
     lines: Path | None = None
     place: str | None = None
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
     layer: str | None = None
     include_private: bool = False
-    max_snap_m: float = Field(300.0, gt=0)
-    min_component_nodes: int = Field(50, ge=1)
+    max_snap_m: float = Field(300.0, gt=0, le=10_000)
+    min_component_nodes: int = Field(50, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> "NetworkConfig":
         given = [k for k in ("osm", "lines", "place", "bbox") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of osm, lines, place, bbox")
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            _lonlat(w, s, "bbox corner")
+            _lonlat(e, n, "bbox corner")
+            if not (w < e and s < n):
+                raise ValueError("bbox is [west, south, east, north] with west < east and south < north")
         return self
 
 
@@ -92,7 +106,7 @@ class PopulationConfig(_Section):
     elderly_share: float | None = Field(None, ge=0, le=1)
     elderly_raster: Path | None = None
     weight_field: str | None = None
-    total_population: float | None = Field(None, gt=0)
+    total_population: float | None = Field(None, gt=0, le=2e9)
 
     @model_validator(mode="after")
     def _one_source(self) -> "PopulationConfig":
@@ -141,10 +155,10 @@ class StreetsConfig(_Section):
 class WalkConfig(_Section):
     """The walking circle: ``distance_m``, or ``minutes`` at ``speed_kmh``."""
 
-    minutes: float | None = Field(None, gt=0)
-    speed_kmh: float | None = Field(None, gt=0)
-    distance_m: float | None = Field(None, gt=0)
-    rings_minutes: list[float] | None = None
+    minutes: float | None = Field(None, gt=0, le=120)
+    speed_kmh: float | None = Field(None, ge=0.5, le=20)
+    distance_m: float | None = Field(None, gt=0, le=20_000)
+    rings_minutes: list[Annotated[float, Field(gt=0, le=120)]] | None = None
 
     @model_validator(mode="after")
     def _not_both(self) -> "WalkConfig":
@@ -162,6 +176,9 @@ class OutputConfig(_Section):
     lang: Literal["zh", "en"] = "zh"
     basemap: Literal["osm", "amap", "tianditu"] = "osm"
     offline_map: bool = False
+    #: ``shapefile_encoding: GBK`` and a name GBK cannot hold: ``error`` (stop before the
+    #: analysis, naming file and line) or ``drop`` (remove the character, with a note).
+    gbk_unencodable: Literal["error", "drop"] = "error"
 
     @field_validator("shapefile_crs")
     @classmethod
@@ -190,8 +207,13 @@ class ScenarioFacility(_Section):
     lon: float
     lat: float
     crs: str = "wgs84"
-    floor_area: float | None = None
-    beds: float | None = None
+    floor_area: float | None = Field(None, ge=0, le=1e7)
+    beds: float | None = Field(None, ge=0, le=1e6)
+
+    @model_validator(mode="after")
+    def _on_earth(self) -> "ScenarioFacility":
+        _lonlat(self.lon, self.lat, f"{self.name}: lon/lat")
+        return self
 
 
 class ScenarioConfig(_Section):
@@ -215,6 +237,10 @@ class RunConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     scenario: ScenarioConfig | None = None
     source: Path | None = Field(None, exclude=True)
+
+    def input_files(self) -> list[Path]:
+        """Every input file the config names (their folders are never an output folder)."""
+        return [getattr(owner, name) for owner, name, _ in _path_fields(self)]
 
     def wants(self, fmt: str) -> bool:
         """Whether output ``fmt`` is requested (summary always is)."""
@@ -264,6 +290,8 @@ def parse_config(data: dict, *, path: Path) -> RunConfig:
     except ValidationError as err:
         raise InputError(_error_line(path, err)) from None
     base = path.parent.resolve()
+    if _is_profile_path(config.profile) and not Path(config.profile).is_absolute():
+        config.profile = str(base / config.profile)
     for owner, name, key in _path_fields(config):
         file = getattr(owner, name)
         if not file.is_absolute():
@@ -273,6 +301,11 @@ def parse_config(data: dict, *, path: Path) -> RunConfig:
             raise InputError(f"{path}: {key}: file not found: {file}")
     config.source = path
     return config
+
+
+def _is_profile_path(profile: str) -> bool:
+    """A ``profile:`` that names a file (not a built-in profile), as coverage.profile decides."""
+    return profile.endswith((".yaml", ".yml")) or "/" in profile or "\\" in profile
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -186,7 +186,10 @@ def province_summary(summaries: dict[str, dict], *, failed: list[dict], tiled: b
     for s in summaries.values():
         for flag, n in s["communities"]["flagged_by_flag"].items():
             flags[flag] = flags.get(flag, 0) + n
+    from carecircle import __version__
+
     return {
+        "carecircle": __version__,
         "kind": "tiles" if tiled else "districts",
         "runs": len(names) + len(failed),
         "finished": names,

@@ -1,7 +1,8 @@
 """The pipeline: read the layers, analyse coverage and standards, write the outputs.
 
 Three plain steps that mirror the stages — :func:`load_inputs` (``layers``),
-:func:`analyse` (``coverage``) and :func:`write_outputs` (``maps``) — and :func:`run`, which
+:func:`carecircle.coverage.analysis.analyse` (``coverage``) and :func:`write_outputs`
+(``maps``) — and :func:`run`, which
 chains them and writes everything into a temporary folder that replaces the output folder
 only once complete, so a failed run never leaves half-written files that look finished.
 """
@@ -11,73 +12,25 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 import carecircle
+from carecircle import outdir
 from carecircle.config import RunConfig
-from carecircle.coverage import indicators, isochrones, reach, snap, standards
-from carecircle.coverage.graph import WalkGraph, build_graph
+from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR, Analysis, Inputs, Log, Walk, analyse
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
-from carecircle.layers.report import InputError, LayerReport
-from carecircle.maps import export, html, labels as map_labels, report as report_page
-
-Log = Callable[[str], None]
-
-#: Distances are searched up to this multiple of the circle, so that communities outside it
-#: still learn how far their nearest facility is (mean, worst decile, 就近 facility).
-REPORT_LIMIT_FACTOR = 3.0
-
-
-@dataclass
-class Walk:
-    """The walking circle of a run: its distance and the rings drawn on the map."""
-
-    distance_m: float
-    minutes: float | None
-    speed_kmh: float | None
-    rings_m: list[float]
-
-
-@dataclass
-class Inputs:
-    """Every input layer in the analysis CRS, with what happened to its rows."""
-
-    network: network_layer.Network
-    facilities: gpd.GeoDataFrame
-    population: gpd.GeoDataFrame
-    communities: gpd.GeoDataFrame
-    estates: gpd.GeoDataFrame | None
-    streets: gpd.GeoDataFrame | None
-    reports: dict[str, LayerReport] = field(default_factory=dict)
-
-
-@dataclass
-class Analysis:
-    """What the coverage stage found: tables and polygons, nothing rendered yet."""
-
-    graph_stats: dict
-    facilities: gpd.GeoDataFrame
-    population: gpd.GeoDataFrame
-    communities: gpd.GeoDataFrame
-    streets: gpd.GeoDataFrame
-    estates: gpd.GeoDataFrame | None
-    actions: pd.DataFrame
-    city: dict
-    isochrones: gpd.GeoDataFrame
-    services: dict[str, dict]
+from carecircle.coverage import indicators
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
+from carecircle.maps import cells as map_cells, export, html, labels as map_labels, planning_report as report_page
 
 
 def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
@@ -221,172 +174,6 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_repo
         )
 
 
-def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, min_component_nodes: int,
-            polygons: bool = True, lang: str = "zh", log: Log = print) -> Analysis:
-    """Coverage per service, community indicators, standards checks and isochrones.
-
-    Every point is snapped onto the nearest edge once; each service costs one multi-source
-    search over the graph (population points and community centres read their distance off
-    their snapped edge). Polygons are drawn afterwards for the map and the package only.
-
-    Parameters
-    ----------
-    inputs : Inputs
-    profile : Profile
-    walk : Walk
-    max_snap_m : float
-        Points farther than this from any street are unreachable (reported, never dropped).
-    min_component_nodes : int
-        Network islands smaller than this do not capture points.
-    polygons : bool
-        Draw isochrone polygons (only the map, isochrones.gpkg and shp/ need them).
-    lang : {"zh", "en"}
-        Language of the check labels in the tables.
-    log : callable
-
-    Returns
-    -------
-    Analysis
-    """
-    graph: WalkGraph = build_graph(inputs.network, min_component_nodes=min_component_nodes)
-    fac = inputs.facilities.copy()
-    pop = inputs.population.copy()
-    com = inputs.communities
-
-    fac_snap = snap.snap_points(graph, fac.geometry.values, max_snap_m=max_snap_m)
-    fac["snapped"] = fac_snap.ok
-    fac["snap_m"] = np.where(fac_snap.ok, fac_snap.access_m, np.nan)
-    # Population points and community centres are snapped together so one search per
-    # service serves both.
-    centres = com.geometry.representative_point().values
-    targets = snap.snap_points(graph, np.concatenate([pop.geometry.values, centres]), max_snap_m=max_snap_m)
-    n_pop = len(pop)
-    pop["snapped"] = targets.ok[:n_pop]
-    pop["snap_m"] = np.where(targets.ok[:n_pop], targets.access_m[:n_pop], np.nan)
-
-    cid = indicators.community_of_points(pop, com).to_numpy()
-    nearest_rows = []
-    services_summary: dict[str, dict] = {}
-    for key in profile.services:
-        idx = np.flatnonzero(fac[key].to_numpy(bool) & fac_snap.ok)
-        dist, src = reach.nearest_distance(graph, fac_snap.take(idx), targets,
-                                           cutoff_m=walk.distance_m * REPORT_LIMIT_FACTOR)
-        pop[f"dist_{key}_m"] = np.where(np.isfinite(dist[:n_pop]), dist[:n_pop], np.nan)
-        nearest_rows.append(_nearest_table(com, cid, dist, src, fac["name"].to_numpy()[idx], key))
-        services_summary[key] = _service_summary(pop, fac, key, len(idx), profile, walk.distance_m)
-    log("可达性 coverage: " + ", ".join(
-        f"{k} {v['elderly_covered_share']:.1%}" for k, v in services_summary.items() if v["circle_check"]
-    ) + " of elderly within the circle")
-    nearest = pd.concat(nearest_rows, ignore_index=True)
-
-    communities = indicators.community_indicators(
-        com, pop, fac, profile, cutoff_m=walk.distance_m, estates=inputs.estates, nearest=nearest,
-        point_community=cid,
-    )
-    assessed = standards.assess(communities, fac, profile, streets=inputs.streets, population=pop,
-                                cutoff_m=walk.distance_m, lang=lang)
-    iso = _isochrones(graph, fac, fac_snap, profile, walk if polygons else None)
-    if polygons:
-        log(f"等时圈 isochrones: {len(iso):,} polygons")
-    return Analysis(
-        graph_stats=graph.stats,
-        facilities=fac,
-        population=pop,
-        communities=assessed.communities,
-        streets=assessed.streets,
-        estates=indicators.estate_table(inputs.estates, com, profile) if inputs.estates is not None else None,
-        actions=assessed.actions,
-        city=assessed.city,
-        isochrones=iso,
-        services=services_summary,
-    )
-
-
-def _nearest_table(com: gpd.GeoDataFrame, cid: np.ndarray, dist: np.ndarray, src: np.ndarray,
-                   names: np.ndarray, service: str) -> pd.DataFrame:
-    """Each community's nearest facility of one service and the walk to it.
-
-    ``dist`` / ``src`` hold the population points first, then one centre per community;
-    a community without population points is measured from its centre.
-    """
-    n_pop, n_com = len(cid), len(com)
-    near_d, near_src = _nearest_per_community(cid, dist[:n_pop], src[:n_pop], n_com)
-    has_points = np.bincount(cid[cid >= 0], minlength=n_com) > 0
-    near_d = np.where(has_points, near_d, dist[n_pop:])
-    near_src = np.where(has_points, near_src, src[n_pop:])
-    found = near_src >= 0
-    return pd.DataFrame({
-        "name": com["name"].to_numpy(),
-        "street": com["street"].to_numpy(),
-        "service": service,
-        "facility": np.where(found, names[np.where(found, near_src, 0)] if len(names) else "", ""),
-        "distance_m": np.where(found, near_d, np.nan),
-    })
-
-
-def _service_summary(pop: gpd.GeoDataFrame, fac: gpd.GeoDataFrame, key: str, n_snapped: int,
-                     profile: Profile, cutoff_m: float) -> dict:
-    """The summary.json entry of one service: who lives within the circle."""
-    covered = pop[f"dist_{key}_m"].to_numpy() <= cutoff_m
-    people, elderly = pop["people"].to_numpy(float), pop["elderly"].to_numpy(float)
-    spec = profile.services[key]
-    return {
-        "label_zh": spec.label_zh,
-        "label_en": spec.label_en,
-        "circle_check": bool(spec.circle),
-        "facilities": int(fac[key].sum()),
-        "facilities_snapped": int(n_snapped),
-        "population_covered": float(people[covered].sum()),
-        "elderly_covered": float(elderly[covered].sum()),
-        "population_covered_share": _share(people[covered].sum(), people.sum()),
-        "elderly_covered_share": _share(elderly[covered].sum(), elderly.sum()),
-    }
-
-
-def _nearest_per_community(cid: np.ndarray, dist: np.ndarray, src: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per community, the shortest walk any of its residents has to the service, and to which source.
-
-    Returns ``inf`` / ``-1`` for communities none of whose points reach a source.
-    """
-    best_d, best_src = np.full(n, np.inf), np.full(n, -1)
-    ok = (cid >= 0) & np.isfinite(dist)
-    if ok.any():
-        order = np.lexsort((dist[ok], cid[ok]))
-        c, d, s = cid[ok][order], dist[ok][order], src[ok][order]
-        first = np.r_[True, c[1:] != c[:-1]]
-        best_d[c[first]], best_src[c[first]] = d[first], s[first]
-    return best_d, best_src
-
-
-def _share(part: float, whole: float) -> float | None:
-    return float(part / whole) if whole > 0 else None
-
-
-def _isochrones(graph, fac, fac_snap, profile: Profile, walk: Walk | None) -> gpd.GeoDataFrame:
-    """Per-facility rings, dissolved rings and catchments for every circle service (none without ``walk``)."""
-    parts = []
-    for key in profile.circle_services if walk is not None else []:
-        idx = np.flatnonzero(fac[key].to_numpy(bool) & fac_snap.ok)
-        if len(idx) == 0:
-            continue
-        src, fids = fac_snap.take(idx), fac["fid"].to_numpy()[idx]
-        opts = {"service": key, "speed_kmh": walk.speed_kmh or 4.0}
-        parts += [
-            isochrones.facility_isochrones(graph, src, fids, cutoffs_m=walk.rings_m, **opts),
-            isochrones.dissolve_isochrones(graph, src, cutoffs_m=walk.rings_m, **opts),
-            isochrones.catchments(graph, src, fids, cutoffs_m=[walk.distance_m], **opts),
-        ]
-    if not parts:
-        return gpd.GeoDataFrame(
-            {"facility_fid": [], "service": [], "kind": [], "cutoff_m": [], "minutes": []},
-            geometry=[], crs=fac.crs,
-        )
-    iso = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=fac.crs)
-    if walk.speed_kmh is None:
-        iso["minutes"] = np.nan  # the circle was given as a distance
-    return iso
-
-
 def _versions() -> dict[str, str]:
     names = ["numpy", "scipy", "pandas", "shapely", "pyproj", "geopandas", "pyogrio", "osmium",
              "rasterio", "folium", "pydantic", "networkx", "osmnx"]
@@ -516,7 +303,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
-                rep.rejected.to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
+                map_cells.for_csv(rep.rejected).to_csv(out / f"rejected_{name}.csv", index=False, encoding="utf-8-sig")
     if config.wants("map"):
         title = html.map_title(profile.title, lang=lang, minutes=walk.minutes, distance_m=walk.distance_m)
         # Uncovered points are drawn for the circle services only (day care, meals).
@@ -529,7 +316,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
                                  summary=summary, services=services, labels=labels, lang=lang)
     if config.wants("shp"):
-        covered = np.all([pop_out[f"dist_{k}_m"].to_numpy() <= walk.distance_m for k in profile.circle_services], axis=0)
+        covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
         export.write_package(
             out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
                   "uncovered": pop_out[~covered]},
@@ -539,12 +326,109 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
+#: Text columns of the input layers the shapefile package writes, per layer.
+PACKAGE_TEXT = {"facilities": ("name", "type", "address"), "communities": ("name", "street"), "streets": ("street",)}
+
+
+def _check_basemap(basemap: str) -> None:
+    """The Tianditu basemap needs its key before any work, not after the analysis."""
+    if basemap == "tianditu" and not os.environ.get(html.TIANDITU_TOKEN_ENV):
+        raise InputError(f"--basemap tianditu: needs a browser key: set {html.TIANDITU_TOKEN_ENV} (a free key from "
+                         "the Tianditu developer console; it is written into map.html), or choose osm or amap")
+
+
+def _check_encodable(config: RunConfig, inputs: Inputs) -> None:
+    """``shapefile_encoding: GBK``: every name the package writes must be GBK (or is dropped, by choice)."""
+    if not config.wants("shp") or config.output.shapefile_encoding.upper() != "GBK":
+        return
+    frames = {"facilities": inputs.facilities, "communities": inputs.communities, "streets": inputs.streets}
+    for layer, columns in PACKAGE_TEXT.items():
+        frame, report = frames[layer], inputs.reports.get(layer)
+        if frame is None or report is None:
+            continue
+        for col in (c for c in columns if c in frame.columns):
+            bad = map_cells.unencodable(frame[col], "gbk")
+            hit = bad.fillna("").astype(str) != ""
+            if not hit.any():
+                continue
+            if config.output.gbk_unencodable == "drop":
+                frame[col] = map_cells.drop_unencodable(frame[col], "gbk")
+                report.notes.append(f"{col}: {''.join(dict.fromkeys(''.join(bad[hit])))} removed from {int(hit.sum())} "
+                                    "value(s): GBK cannot hold them (output.gbk_unencodable: drop)")
+                continue
+            first = hit.to_numpy().argmax()
+            row = frame["source_row"].iloc[first] if "source_row" in frame.columns else None
+            where = f"line {row}" if row is not None and row > 0 else f"feature {frame[col].iloc[first]!r}"
+            raise InputError(
+                f"{report.source}: {where}: {col} {frame[col].iloc[first]!r} has {bad.iloc[first]!r}, which GBK cannot "
+                f"hold ({int(hit.sum())} value(s) in all); set output.shapefile_encoding: UTF-8, or "
+                "output.gbk_unencodable: drop to drop the character(s) with a note"
+            )
+
+
+def _note_overlaps(inputs: Inputs, log: Log) -> None:
+    """Population points inside two communities: counted, and the community that got them, noted."""
+    com, pop = inputs.communities, inputs.population
+    if len(com) < 2 or len(pop) == 0:
+        return
+    p_idx, _ = shapely.STRtree(com.geometry.values).query(pop.geometry.values, predicate="intersects")
+    per_point = np.bincount(p_idx, minlength=len(pop))
+    multi = np.flatnonzero(per_point > 1)
+    if len(multi) == 0:
+        return
+    got = indicators.community_of_points(pop.iloc[multi], com).to_numpy()
+    names = com["name"].astype(str).to_numpy()
+    pairs = pd.Series(names[got]).value_counts()
+    note = (f"implausible: {len(multi)} population point(s) fall in two or more overlapping communities; each is "
+            "counted once, in " + ", ".join(f"{n} ({k})" for n, k in pairs.head(5).items())
+            + (" ..." if len(pairs) > 5 else ""))
+    inputs.reports["communities"].notes.append(note)
+    log(f"注意 note: {note}")
+
+
+def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print,
+                   clip=None) -> tuple[Profile, Walk, Inputs]:
+    """Everything a run checks before its analysis: profile, walk, basemap key, layers, GBK names.
+
+    ``carecircle check`` calls this too, so its "ok" means a run gets past loading.
+
+    Parameters
+    ----------
+    config : RunConfig
+    basemap : str, optional
+        Overrides ``output.basemap``.
+    log : callable
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region (passed to :func:`load_inputs`).
+
+    Returns
+    -------
+    tuple
+        ``(profile, walk, inputs)``.
+    """
+    profile = load_profile(config.profile)
+    walk = resolve_walk(config, profile)
+    if config.wants("map"):
+        _check_basemap(basemap or config.output.basemap)
+    log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
+    inputs = load_inputs(config, profile, log, clip=clip)
+    _check_encodable(config, inputs)
+    _note_overlaps(inputs, log)
+    for rep in inputs.reports.values():
+        for note in rep.notes:
+            if note.startswith("implausible:") and rep.layer != "communities":
+                log(f"注意 note: {rep.layer}: {note}")
+    return profile, walk, inputs
+
+
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
         offline: bool | None = None, log: Log = print, clip=None) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
-    Outputs are written to a temporary folder beside ``out_dir`` and moved into place only
-    when complete; an existing ``out_dir`` is replaced.
+    ``out_dir`` must be new, empty or an earlier carecircle output (:mod:`carecircle.outdir`);
+    this is checked, and the location tried for writing, before any work. Outputs are written
+    to a staging folder beside ``out_dir`` and moved into place only when complete; an
+    earlier output is replaced atomically.
 
     Parameters
     ----------
@@ -561,35 +445,34 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     -------
     dict
         The summary (also written as ``summary.json``).
+
+    Raises
+    ------
+    InputError
+        A refused or unwritable output folder, or bad input.
     """
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    profile = load_profile(config.profile)
-    walk = resolve_walk(config, profile)
-    log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log, clip=clip)
-    lang = lang or config.output.lang
-    analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
-                       min_component_nodes=config.network.min_component_nodes,
-                       polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
-    summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
-    if clip is not None:
-        summary["tile"] = clip.record
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    guard = {"config_file": config.source, "inputs": config.input_files()}
+    target = outdir.check_target(out_dir, **guard)
+    with outdir.staging(target, log) as tmp:
+        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log, clip=clip)
+        lang = lang or config.output.lang
+        analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
+                           min_component_nodes=config.network.min_component_nodes,
+                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+        summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        if clip is not None:
+            summary["tile"] = clip.record
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
         )
+        files = [f for f in files if f != outdir.MARKER]
         summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)
-        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        summary = _jsonable(summary)
+        (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False),
+                                          encoding="utf-8")
+        outdir.commit(tmp, target, summary["outputs"], **guard)
     return summary

@@ -62,7 +62,7 @@ from scipy.sparse.csgraph import connected_components
 
 from carecircle.config import RunConfig
 from carecircle.layers.network import Network
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Tile polygons travel in lon/lat (every tile projects them into its own analysis CRS).
 TILE_CRS = "EPSG:4326"
@@ -244,7 +244,8 @@ def clip_network(net: Network, region: shapely.Geometry, min_component_nodes: in
 def halo_m(config: RunConfig) -> float:
     """The halo a tile of ``config`` needs: search limit + 3 × snap limit (+ 1 m)."""
     from carecircle.coverage.profile import load_profile
-    from carecircle.pipeline import REPORT_LIMIT_FACTOR, resolve_walk
+    from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR
+    from carecircle.pipeline import resolve_walk
 
     walk = resolve_walk(config, load_profile(config.profile))
     return walk.distance_m * REPORT_LIMIT_FACTOR + 3 * config.network.max_snap_m + 1.0

@@ -25,7 +25,7 @@ import shapely
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 @dataclass

@@ -18,8 +18,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from carecircle.coverage import circle
 from carecircle.coverage.profile import Profile
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Weighted quantile reported as the "worst decile" distance.
 WORST_DECILE = 0.9
@@ -411,7 +412,7 @@ def community_indicators(
         d = pd.to_numeric(population[f"dist_{s}_m"], errors="coerce").to_numpy(dtype=float)[inside]
         d = np.where(np.isnan(d), np.inf, d)
         ok = np.isfinite(d)
-        cov = d <= cutoff
+        cov = circle.covered(population, s, cutoff)[inside]
         with np.errstate(invalid="ignore", divide="ignore"):
             # Mean over the reachable elderly; the unreachable show in the share and the p90.
             mean = np.bincount(pc, weights=np.where(ok, w * d, 0), minlength=n) / np.bincount(pc, weights=np.where(ok, w, 0), minlength=n)
@@ -422,7 +423,7 @@ def community_indicators(
         # distance (the nearest-facility table): all in or all out; no distance (no
         # facility of the service, or no path) means unreachable.
         d0 = near[f"nearest_{s}_m"].to_numpy(dtype=float)
-        covered0 = (np.nan_to_num(d0, nan=np.inf) <= cutoff).astype(float)
+        covered0 = circle.within(d0, cutoff).astype(float)
         out[f"dist_{s}_mean_m"] = np.where(has_points, mean, d0)
         # p90 is NaN when the worst decile cannot reach a facility within the search cut-off.
         out[f"dist_{s}_p90_m"] = np.where(has_points, np.where(np.isinf(p90), np.nan, p90), d0)
@@ -537,7 +538,7 @@ def _circle_space(com: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, qual: np.
     if reach is not None:
         _require(reach, "reach", ["name", "fid", "distance_m"])
         pos = _first_position(com["name"])
-        r = reach.loc[pd.to_numeric(reach["distance_m"], errors="coerce") <= cutoff, ["name", "fid"]]
+        r = reach.loc[circle.within(reach["distance_m"], cutoff), ["name", "fid"]]
         r = r.assign(_cid=r["name"].map(pos)).dropna(subset=["_cid"]).merge(fac, on="fid")
     else:
         reps = gpd.GeoDataFrame({"_cid": np.arange(n)}, geometry=_rep_points(com).to_numpy(), crs=com.crs)

@@ -39,7 +39,7 @@ from scipy.sparse.csgraph import dijkstra
 from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
 from carecircle.coverage.reach import Augmented, augment, chain_pieces
 from carecircle.coverage.snap import Snapped
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 COLUMNS = ["facility_fid", "service", "kind", "cutoff_m", "minutes", "geometry"]
 QUAD_SEGS = 4

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Service keys every profile must define (the facility loader writes one bool column each).
 REQUIRED_SERVICES = ("day_care", "meal", "street_centre", "institution")
@@ -30,14 +30,14 @@ REQUIRED_SERVICES = ("day_care", "meal", "street_centre", "institution")
 
 class _Model(BaseModel):
     # Unknown keys are typos in a user profile: reject them instead of silently ignoring.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Walk(_Model):
     """The walking circle: ``minutes`` at ``speed_kmh`` gives the network distance."""
 
-    minutes: float = Field(15.0, gt=0)
-    speed_kmh: float = Field(4.0, gt=0)
+    minutes: float = Field(15.0, gt=0, le=120)
+    speed_kmh: float = Field(4.0, ge=0.5, le=20)
     source: str = ""
 
 
@@ -247,6 +247,10 @@ def _read_yaml(source, label: str) -> dict:
         data = yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{label}: profile file not found; give a built-in name ({', '.join(list_profiles())}) or a YAML path") from None
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a folder; give the profile's YAML file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{label}: not UTF-8 text; save the profile as UTF-8") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{label}: not valid YAML ({' '.join(str(exc).split())})") from None
     if data is None:

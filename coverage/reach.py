@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from carecircle.coverage.graph import WalkGraph
 from carecircle.coverage.snap import Snapped
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 @dataclass

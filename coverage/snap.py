@@ -26,7 +26,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 # Longest piece of edge geometry in the snap index. Shorter pieces tighten the search bound
 # but grow the index; 70 m was the fastest of 50/70/100 m on the 1M-node benchmark grid.

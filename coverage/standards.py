@@ -46,6 +46,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from carecircle.coverage import circle
 from carecircle.coverage.indicators import TOLERANCE, community_indicators, service_mask
 from carecircle.coverage.profile import Profile, load_profile
 
@@ -539,8 +540,7 @@ def city_totals(communities: pd.DataFrame, streets: pd.DataFrame, profile: Profi
         eld = communities["elderly"].astype(float).fillna(0).to_numpy()
     for s in profile.circle_services:
         if population is not None:
-            d = pd.to_numeric(population[f"dist_{s}_m"], errors="coerce").to_numpy(dtype=float)
-            cov = (np.nan_to_num(d, nan=np.inf) <= cutoff).astype(float)
+            cov = circle.covered(population, s, cutoff).astype(float)
             p_cov, e_cov = people * cov, eld * cov
         else:
             p_cov = people * communities[f"population_covered_share_{s}"].astype(float).fillna(0).to_numpy()

@@ -14,7 +14,7 @@ import pyproj
 import coordTransform as ct
 
 # Names accepted for the obfuscated systems (config `crs:` values), lower-cased.
-GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "amap", "高德", "火星"}
+GCJ02_NAMES = {"gcj02", "gcj-02", "gcj", "amap", "gaode", "tencent", "高德", "腾讯", "火星"}
 BD09_NAMES = {"bd09", "bd-09", "baidu", "百度"}
 WGS84_NAMES = {"wgs84", "wgs-84", "epsg:4326", "4326", "gps"}
 CGCS2000_NAMES = {"cgcs2000", "epsg:4490", "4490"}

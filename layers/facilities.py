@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from carecircle.layers import tables
+from carecircle.layers.accounting import LayerReport, reject_rows, start_report
+from carecircle.layers.columns import coordinate_columns, find_column, non_negative, text_column
+from carecircle.layers.locate import geometry_reason, locate, parse_crs_option, representative_points
+from carecircle.layers.readers import read_table
 from carecircle.layers.crs import parse_crs, to_wgs84
-from carecircle.layers.report import InputError, LayerReport
+from carecircle.errors import InputError
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "day_care": ["日间照料", "照料中心", "托老", "日托", "day care", "daycare"],
@@ -27,7 +30,7 @@ DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "institution": ["养老院", "护理院", "福利院", "敬老院", "养老机构", "nursing home"],
 }
 
-# Header candidates, most specific first (see tables.find_column).
+# Header candidates, most specific first (see columns.find_column).
 COLUMN_CANDIDATES: dict[str, list[str]] = {
     "name": ["名称", "机构名称", "设施名称", "单位名称", "name", "title"],
     "type": ["服务类型", "设施类型", "机构类型", "类型", "类别", "category", "type", "kind"],
@@ -100,36 +103,36 @@ def read_facilities(
     unknown = set(columns) - COLUMN_KEYS - set(keywords)
     if unknown:
         raise InputError(f"{path}: facilities columns: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(COLUMN_KEYS | set(keywords)))}")
-    df, meta = tables.read_table(path, encoding=encoding, sheet=sheet, layer=layer)
-    report = tables.start_report("facilities", df, meta)
-    kind, src = tables.parse_crs_option(crs, path=path)
+    df, meta = read_table(path, encoding=encoding, sheet=sheet, layer=layer)
+    report = start_report("facilities", df, meta)
+    kind, src = parse_crs_option(crs, path=path)
     use_geometry = meta.kind == "vector" and not ("x" in columns and "y" in columns)
     if use_geometry:
         x, y, reason, kind, src = _geometry_coordinates(df, meta, kind, src, report)
     else:
-        x, y, reason, notes = tables.coordinate_columns(df, path=path, x=columns.get("x"), y=columns.get("y"))
+        x, y, reason, notes = coordinate_columns(df, path=path, x=columns.get("x"), y=columns.get("y"))
         report.notes.extend(notes)
-    loc = tables.locate(
+    loc = locate(
         x, y, source_crs=src, kind=kind, target_crs=target_crs, auto_fix=auto_fix,
         study_area=study_area, study_buffer_m=study_buffer_m, reason=reason,
     )
     report.notes.extend(loc.notes)
 
-    found = {k: tables.find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in COLUMN_CANDIDATES.items()}
+    found = {k: find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in COLUMN_CANDIDATES.items()}
     detected = [f"{k}={c!r}" for k, c in found.items() if c is not None and k not in columns]
     if detected:
         report.notes.append("columns detected: " + ", ".join(detected))
     n = len(df)
-    name = tables.text_column(df, found["name"])
-    ftype = tables.text_column(df, found["type"])
-    address = tables.text_column(df, found["address"])
-    floor_area = tables.non_negative(df, found["floor_area"], report=report, label="floor area")
-    beds = tables.non_negative(df, found["beds"], report=report, label="beds")
+    name = text_column(df, found["name"])
+    ftype = text_column(df, found["type"])
+    address = text_column(df, found["address"])
+    floor_area = non_negative(df, found["floor_area"], report=report, label="floor area")
+    beds = non_negative(df, found["beds"], report=report, label="beds")
 
     reason = loc.reason.copy()
     reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
     ok = reason == ""
-    tables.reject_rows(report, df, reason)
+    reject_rows(report, df, reason)
     if study_area is not None and n and not ok.any() and (reason == "outside study area").any():
         raise InputError(
             f"{path}: no facility lies within the study area; check crs (now {crs!r}) and that the file covers the district"
@@ -165,9 +168,9 @@ def read_facilities(
 
 def _geometry_coordinates(df, meta, kind, src, report):
     """Coordinates from a vector layer's geometry (polygons → a point inside)."""
-    reason = tables.geometry_reason(df)
+    reason = geometry_reason(df)
     missing = reason != ""
-    pts = tables.representative_points(np.where(missing, None, df.geometry.to_numpy()))
+    pts = representative_points(np.where(missing, None, df.geometry.to_numpy()))
     if (~missing & (df.geometry.geom_type != "Point").to_numpy()).any():
         report.notes.append("non-point facilities placed at a point inside their geometry")
     pts = gpd.GeoSeries(pts)
@@ -243,7 +246,7 @@ def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, repo
         if col is None and service in df.columns:
             col = service
         if col is not None:
-            col = tables.find_column(df, [service], key=service, path=report.source, given=col)
+            col = find_column(df, [service], key=service, path=report.source, given=col)
             raw = df[col].astype("string").str.strip().str.lower()
             yes, no = raw.isin(_TRUE).to_numpy(dtype=bool), raw.isin(_FALSE).to_numpy(dtype=bool)
             flags[service] = np.where(yes, True, np.where(no, False, flag))

@@ -35,8 +35,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from carecircle.layers.crs import utm_crs
-from carecircle.layers.report import InputError, LayerReport
-from carecircle.layers.tables import shapefile_encoding
+from carecircle.errors import InputError
+from carecircle.layers.accounting import LayerReport
+from carecircle.layers.readers import shapefile_encoding
 
 #: ``highway`` values that are never walking ways: the osmnx 2.1 ``walk`` filter
 #: (``abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|proposed|

@@ -34,8 +34,8 @@ import pyogrio
 import pyproj
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers.report import InputError
-from carecircle.maps import labels as L
+from carecircle.errors import InputError
+from carecircle.maps import cells, labels as L
 
 FIELD_BYTES = 10
 DBF_TEXT_BYTES = 254
@@ -288,7 +288,7 @@ def write_package(
                                   "split": split}
     aliases = pd.DataFrame(alias_rows, columns=["layer", "field", "column", "label_zh", "label_en", "type"])
     result["fields_csv"] = shp_dir / "fields.csv"
-    aliases.to_csv(result["fields_csv"], index=False, encoding="utf-8-sig")
+    cells.for_csv(aliases).to_csv(result["fields_csv"], index=False, encoding="utf-8-sig")
     result["fields_xlsx"] = shp_dir / "fields.xlsx"
     aliases.rename(columns={"layer": "图层 layer", "field": "字段 field", "column": "列名 column", "label_zh": "中文名",
                             "label_en": "English", "type": "类型 type"}).to_excel(result["fields_xlsx"], index=False)
@@ -403,7 +403,7 @@ def write_tables(
         for col in csv.columns[csv.dtypes == bool]:
             csv[col] = np.where(csv[col], "true", "false")
         csv_path = out_dir / f"{name}.csv"
-        csv.to_csv(csv_path, index=False, encoding="utf-8-sig")
+        cells.for_csv(csv).to_csv(csv_path, index=False, encoding="utf-8-sig")
         heads = _headers(list(frame.columns), lab, lang)
         fields = pd.DataFrame({
             L.text("column", lang): heads, "column": list(frame.columns),
@@ -411,8 +411,10 @@ def write_tables(
         })
         xlsx_path = out_dir / f"{name}.xlsx"
         with pd.ExcelWriter(xlsx_path, engine="openpyxl") as xl:
-            frame.set_axis(heads, axis=1).to_excel(xl, sheet_name=name[:31], index=False)
-            fields.to_excel(xl, sheet_name=L.text("fields", lang), index=False)
+            cells.for_xlsx(frame.set_axis(heads, axis=1)).to_excel(xl, sheet_name=name[:31], index=False)
+            cells.for_xlsx(fields).to_excel(xl, sheet_name=L.text("fields", lang), index=False)
+            for each in xl.sheets.values():
+                cells.as_strings(each)
             sheet = xl.sheets[name[:31]]
             sheet.freeze_panes = "A2"
             for i, h in enumerate(heads):

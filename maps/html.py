@@ -42,18 +42,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
-from folium.plugins import MarkerCluster
-from matplotlib import colormaps
 from scipy.spatial import cKDTree
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.maps import labels as L
 
 BASEMAPS = ("osm", "amap", "tianditu")
@@ -127,6 +123,8 @@ def display_geometries(gdf: gpd.GeoDataFrame, *, basemap: str = "osm", simplify_
 def _add_geojson(parent, data: dict, **kwargs) -> None:
     """Add a GeoJson layer unless it has no features (folium cannot render an empty one with
     popups, and an empty entry in the layer control only confuses)."""
+    import folium
+
     if data["features"]:
         folium.GeoJson(data, **kwargs).add_to(parent)
 
@@ -372,6 +370,8 @@ def _require(gdf: pd.DataFrame, layer: str, columns: list[str]) -> None:
 
 
 def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None) -> None:
+    import folium
+
     if basemap == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", max_zoom=19).add_to(m)
     elif basemap == "amap":
@@ -391,12 +391,17 @@ def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None)
 
 
 def _popup() -> folium.GeoJsonPopup:
+    import folium
+
     return folium.GeoJsonPopup(["_popup"], labels=False, max_width=POPUP_MAX_WIDTH_PX)
 
 
 def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> tuple[list[tuple[str, str, str]], bool]:
     """One layer per service; returns legend rows (label, colour, shape) and whether some
     facility offers several services (its markers then sit side by side)."""
+    import folium
+    from folium.plugins import MarkerCluster
+
     _require(facilities, "facilities", ["name"])
     fields = _fields(lab, [("type", _fmt_text), ("floor_area_m2", _fmt_area), ("beds", _fmt_number), ("address", _fmt_text)],
                      own_first=True)
@@ -440,6 +445,8 @@ def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> 
 
 def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m) -> list[tuple[str, str]]:
     """Walking-circle layers; returns legend rows (label, colour) of the dissolved circles."""
+    import folium
+
     _require(isochrones, "isochrones", ["service", "kind", "cutoff_m"])
     names = facilities.set_index("fid")["name"] if {"fid", "name"} <= set(facilities.columns) else pd.Series(dtype=object)
     minutes = isochrones["minutes"] if "minutes" in isochrones.columns else pd.Series(np.nan, index=isochrones.index)
@@ -479,6 +486,8 @@ def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_
 
 
 def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[tuple[str, str]]:
+    import folium
+
     _require(communities, "communities", ["name", "worst_check"])
     worst = communities["worst_check"].fillna("").astype(str)
     fill, legend = check_styles(worst, lab)
@@ -516,6 +525,9 @@ def _density_layer(m, population, pts, lab) -> tuple[str, float, list[str]] | No
 
     ``pts`` are the population points as drawn (:func:`display_geometries`).
     """
+    import folium
+    from matplotlib import colormaps
+
     weight_col = "elderly" if "elderly" in population.columns and population["elderly"].fillna(0).sum() > 0 else "people"
     if weight_col not in population.columns:
         return None
@@ -562,6 +574,8 @@ def _hex(rgba) -> str:
 def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple[str, str]]:
     """Per service, the population points beyond ``cutoff_m``; ``geoms`` are the points as drawn.
     Returns legend rows (label, colour)."""
+    import folium
+
     weight_col = "elderly" if "elderly" in population.columns else "people"
     weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
     who, fmt_dist = html.escape(lab.column(weight_col, own_first=True)), _fmt_distance(lab)
@@ -590,6 +604,8 @@ def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple
 
 
 def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
+    import folium
+
     _require(streets, "streets", ["street"])
     spec = [("rank", _fmt_number), ("score", lambda v: _fmt_number(v, digits=1)), ("communities", _fmt_number),
             ("communities_flagged", _fmt_number)]
@@ -737,6 +753,9 @@ def build_map(
     folium.Map
         Save it with :func:`write_map`.
     """
+    import folium
+    from branca.element import Element
+
     if basemap not in BASEMAPS:
         raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
     if lang not in ("zh", "en"):

@@ -147,7 +147,7 @@ def analysis_labels(profile: Profile | None = None) -> dict[str, tuple[str, str]
     dict
         The ``labels`` argument of :func:`carecircle.maps.export.write_tables`,
         :func:`~carecircle.maps.export.write_package`, :func:`carecircle.maps.html.build_map`
-        and :func:`carecircle.maps.report.write_report`.
+        and :func:`carecircle.maps.planning_report.write_report`.
     """
     zh, en = standards.column_labels("zh", profile), standards.column_labels("en", profile)
     return {col: (zh[col], en.get(col, zh[col])) for col in zh}

@@ -19,7 +19,7 @@ import geopandas as gpd
 import shapely
 from shapely.geometry import Point, box
 
-from carecircle.maps.report import HEADLESS_ARGS, find_chromium
+from carecircle.maps.planning_report import HEADLESS_ARGS, find_chromium
 
 CRS = "EPSG:32651"
 ORIGIN_LONLAT = (120.30, 31.55)

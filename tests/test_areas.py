@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import Point, Polygon, box
 
 from carecircle.layers.areas import assign_by_overlap, read_communities, read_estates, read_streets
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 UTM50 = "EPSG:32650"
 X0, Y0 = 820_000, 3_490_000

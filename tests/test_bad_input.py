@@ -21,7 +21,7 @@ from carecircle.layers import crs
 from carecircle.layers.areas import read_communities
 from carecircle.layers.facilities import read_facilities
 from carecircle.layers.population import read_population_points
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 UTM51 = "EPSG:32651"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from carecircle import pipeline
 from carecircle.batch import load_run_config, run_batch
 from carecircle.layers.network import Network
-from carecircle.layers.report import LayerReport
+from carecircle.layers.accounting import LayerReport
 from carecircle.layers.sample import generate_sample
 from carecircle.tiles import clip_network, owner_of
 

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from carecircle.coverage.compare import compare_runs, comparison_table, write_comparison
-from carecircle.layers.report import InputError
+from carecircle.compare import compare_runs, comparison_table, write_comparison
+from carecircle.errors import InputError
 
 COMMUNITIES_A = """name,street,elderly_covered_share_day_care,elderly_covered_share_meal,flag_no_day_care,flag_no_meal,flag_space,flag_no_station,space_shortfall_m2
 甲社区,东街道,0.75,0.25,False,True,True,False,50

@@ -9,7 +9,7 @@ import yaml
 
 from carecircle.config import load_config, parse_config
 from carecircle.coverage.profile import load_profile
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.pipeline import resolve_walk
 
 # The form the pipeline issue fixes as the public interface.

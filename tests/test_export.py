@@ -14,7 +14,7 @@ import pytest
 import shapely
 from hypothesis import given, settings, strategies as st
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.maps import export as E
 from fixtures_maps import EVIL, small_inputs
 

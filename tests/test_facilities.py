@@ -11,7 +11,7 @@ from shapely.geometry import Point, box
 
 from carecircle.layers import crs
 from carecircle.layers.facilities import DEFAULT_KEYWORDS, read_facilities
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM51 = "EPSG:32651"

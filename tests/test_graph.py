@@ -8,7 +8,7 @@ import shapely
 from test_reach import make_network
 
 from carecircle.coverage.graph import build_graph, edge_geom_length, edge_vertices
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 def two_parts():
@@ -101,7 +101,7 @@ def test_bad_edges_raise_input_error(change, message):
 
 def test_real_network_dataclass_is_accepted():
     network = pytest.importorskip("carecircle.layers.network")
-    from carecircle.layers.report import LayerReport
+    from carecircle.layers.accounting import LayerReport
 
     dummy = two_parts()
     net = network.Network(nodes=dummy.nodes, edges=dummy.edges, report=LayerReport("network", "test"), stats={})

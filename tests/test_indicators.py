@@ -12,7 +12,7 @@ from shapely.geometry import Point, box
 
 from carecircle.coverage.indicators import _weighted_p90, community_indicators, estate_table, service_mask
 from carecircle.coverage.profile import load_profile
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 CRS = "EPSG:32650"
 INF = np.inf

@@ -152,7 +152,7 @@ def test_concave_hull_option(city):
 
 
 def test_bad_arguments():
-    from carecircle.layers.report import InputError
+    from carecircle.errors import InputError
 
     graph, fac = unit_path()
     with pytest.raises(InputError):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.coverage import standards
 from carecircle.coverage.profile import load_profile
 from carecircle.maps import html as H

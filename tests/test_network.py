@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, MultiLineString, Point
 
 from carecircle.layers import network as nw
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 GEOD = pyproj.Geod(ellps="WGS84")
 # A transverse Mercator centred on the test area (scale 1 at its centre): planar lengths

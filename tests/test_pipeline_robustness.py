@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, Point, Polygon
 
 from carecircle.config import parse_config
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run
 from clitools import assert_one_line_error, cli

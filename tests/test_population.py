@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, Polygon, box
 
 from carecircle.layers.population import distribute_by_buildings, read_population_points, read_population_raster
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM50 = "EPSG:32650"

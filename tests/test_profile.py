@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from carecircle.coverage.profile import Profile, list_profiles, load_profile
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CITIES = ["kunshan", "rugao", "wuxi", "tongxiang", "shijiazhuang"]

@@ -16,7 +16,7 @@ from matplotlib import font_manager
 from matplotlib import image as mpimg
 
 from carecircle.coverage.standards import column_labels
-from carecircle.maps import report as R
+from carecircle.maps import planning_report as R
 from fixtures_maps import EVIL, small_inputs
 
 

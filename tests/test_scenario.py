@@ -34,7 +34,7 @@ import shapely
 import yaml
 
 from carecircle.config import load_config
-from carecircle.coverage.compare import compare_runs
+from carecircle.compare import compare_runs
 from carecircle.layers import crs as cccrs
 from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run as run_pipeline

@@ -11,7 +11,7 @@ from test_reach import make_network
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.snap import REASON_EMPTY, REASON_FAR, snap_points
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 def street_grid(seed=0, k=12, step=70.0):

@@ -15,24 +15,22 @@ than no chart.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import functools
 import html
 import io
 import os
 import shutil
+import signal
 import subprocess
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
-import matplotlib
 import numpy as np
 import pandas as pd
-from fontTools.ttLib import TTFont
-from matplotlib import font_manager
-from matplotlib.figure import Figure
 
 from carecircle.maps import labels as L
 from carecircle.maps.html import check_label, check_styles, fmt_measure
@@ -66,6 +64,8 @@ def find_cjk_font() -> font_manager.FontEntry:
     RuntimeError
         When no installed font covers Chinese (install Debian's ``fonts-noto-cjk``).
     """
+    from matplotlib import font_manager
+
     entries = font_manager.fontManager.ttflist
     rank = {name: i for i, name in enumerate(PREFERRED_CJK_FAMILIES)}
     ordered = sorted(entries, key=lambda f: (rank.get(f.name, len(rank)), f.weight != 400, f.name))
@@ -78,6 +78,8 @@ def find_cjk_font() -> font_manager.FontEntry:
 
 @functools.lru_cache(maxsize=None)
 def _cmap(path: str, index: int) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
     try:
         font = TTFont(path, fontNumber=index, lazy=True)
         return frozenset(font.getBestCmap() or ())
@@ -134,6 +136,9 @@ def coverage_chart(street: pd.Series, circle: list[str], lab: L.Labels) -> str:
     str
         A PNG ``data:`` URL.
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=(4.2, 2.6))
         ax = fig.subplots()
@@ -165,6 +170,9 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
     str or None
         A PNG ``data:`` URL; None when no community falls short (or there is no such column).
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     if "space_shortfall_m2" not in communities.columns:
         return None
     data = communities[["name", "space_shortfall_m2"]].dropna()
@@ -199,6 +207,9 @@ def street_map(communities: gpd.GeoDataFrame, outline, lab: L.Labels) -> str:
     str
         A PNG ``data:`` URL.
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     worst = communities["worst_check"].fillna("").astype(str) if "worst_check" in communities.columns else pd.Series("", index=communities.index)
     fill, legend = check_styles(worst, lab)
     with matplotlib.rc_context(_rc()):
@@ -453,9 +464,15 @@ def _print_pdf(path: Path, *, required: bool) -> Path | None:
     profile = path.parent / ".chromium-profile"
     cmd = [browser, *HEADLESS_ARGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
            path.resolve().as_uri()]
+    # Its own process group, killed whatever happens (timeout, Ctrl-C, SIGTERM), so that no
+    # chromium helper outlives the run.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        subprocess.run(cmd, capture_output=True, timeout=180, check=False)
+        proc.wait(timeout=180)
     finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         shutil.rmtree(profile, ignore_errors=True)
     if pdf.exists() and pdf.read_bytes()[:4] == b"%PDF":
         return pdf

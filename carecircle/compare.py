@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 #: Change words in the comparison table → Chinese.
 CHANGES_ZH = {
