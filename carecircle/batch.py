@@ -332,7 +332,7 @@ def _run_files(out: Path) -> list[str]:
 
 
 def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int | None, log: Log) -> list[dict]:
-    """Run ``tasks`` on a Dask cluster; yields each task's record as it finishes."""
+    """Run ``tasks`` on a Dask cluster; every task's record, logged as it finishes."""
     import logging
 
     from dask.distributed import Client, LocalCluster, as_completed
