@@ -1,8 +1,9 @@
 """The ``carecircle`` command line.
 
 Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample district + run),
-``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a config), ``compare`` (two
-runs), ``profiles`` (list or show the standards profiles).
+``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a
+config), ``compare`` (two or more runs), ``profiles`` (list or show the standards profiles),
+``batch`` (many runs on Dask).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
 traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (a run leaves no half-written folder).
@@ -245,6 +246,30 @@ def profiles(name: Optional[str] = typer.Argument(None, help="Show one profile i
             typer.echo(f"{key:14s} {p.title}  ({p.walk.minutes:g} min at {p.walk.speed_kmh:g} km/h)")
         return
     typer.echo(json.dumps(load_profile(name).model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+@app.command()
+def batch(
+    batch_file: Path = typer.Argument(..., help="Batch YAML: runs: [{name, config, overrides}] or config: + tiles: {by: streets | grid_m: M}."),
+    out: Path = typer.Option(..., "--out", "-o", help="Batch folder: OUT/<name>/ per run, province outputs at the top."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786)."),
+    resume: bool = typer.Option(False, "--resume", help="Rerun only the runs that failed or are missing."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: one per core)."),
+) -> None:
+    """Run many districts (or one region in tiles) on dask.distributed and merge the outputs.
+
+    A failed run is reported with its name and error while the others go on; the batch then
+    exits with 2, listing the failures (rerun them with --resume).
+    """
+    from carecircle.batch import run_batch
+
+    result = run_batch(batch_file, out, scheduler=scheduler, workers=workers, resume=resume, log=_log)
+    if result.failures:
+        for rec in result.failures:
+            console.print(f"[bold red]carecircle: failed:[/bold red] {rec['name']}: {rec['error']}", highlight=False)
+        console.print(f"{len(result.failures)} of {len(result.tasks)} run(s) failed; fix them and rerun with --resume")
+        raise typer.Exit(2)
+    console.print(f"[bold green]完成 done[/bold green] {len(result.tasks)} run(s) → {out}  (overview: {out / 'overview.html'})")
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:

@@ -67,7 +67,7 @@ def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geom
     return shapely.buffer(network.complete_area(), margin_m)
 
 
-def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:
+def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=None) -> Inputs:
     """Read every input layer of ``config`` into the network's metric CRS.
 
     Parameters
@@ -77,6 +77,8 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         Supplies the facility-type keywords per service.
     log : callable
         Receives one progress line per layer.
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region: keep its core and halo only (see :mod:`carecircle.tiles`).
 
     Returns
     -------
@@ -142,6 +144,10 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
+    if clip is not None:  # after every filter, so a tile keeps and rejects the rows the whole run does
+        net, fac, pop, communities, estates, streets = clip.apply(net, fac, pop, communities, estates, streets)
+        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
+            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
     return Inputs(net, fac, pop, communities, estates, streets, reports)
 
 
@@ -449,7 +455,8 @@ def _note_overlaps(inputs: Inputs, log: Log) -> None:
     log(f"注意 note: {note}")
 
 
-def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print) -> tuple[Profile, Walk, Inputs]:
+def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print,
+                   clip=None) -> tuple[Profile, Walk, Inputs]:
     """Everything a run checks before its analysis: profile, walk, basemap key, layers, GBK names.
 
     ``carecircle check`` calls this too, so its "ok" means a run gets past loading.
@@ -460,6 +467,8 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     basemap : str, optional
         Overrides ``output.basemap``.
     log : callable
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region (passed to :func:`load_inputs`).
 
     Returns
     -------
@@ -471,7 +480,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     if config.wants("map"):
         _check_basemap(basemap or config.output.basemap)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log)
+    inputs = load_inputs(config, profile, log, clip=clip)
     _check_encodable(config, inputs)
     _note_overlaps(inputs, log)
     for rep in inputs.reports.values():
@@ -482,7 +491,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
 
 
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
-        offline: bool | None = None, log: Log = print) -> dict:
+        offline: bool | None = None, log: Log = print, clip=None) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
     ``out_dir`` must be new, empty or an earlier carecircle output (:mod:`carecircle.outdir`);
@@ -498,6 +507,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         Override ``output.lang``, ``output.basemap`` and ``output.offline_map``.
     log : callable
         Progress lines.
+    clip : carecircle.tiles.Clip, optional
+        Run one tile of a bigger region (its core, with a halo); recorded as ``tile``.
 
     Returns
     -------
@@ -513,7 +524,7 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     guard = {"config_file": config.source, "inputs": config.input_files()}
     target = outdir.check_target(out_dir, **guard)
     with outdir.staging(target, log) as tmp:
-        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log)
+        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log, clip=clip)
         lang = lang or config.output.lang
         analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                            min_component_nodes=config.network.min_component_nodes,
@@ -525,6 +536,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         if siting is not None:
             summary["inputs"]["candidates"] = siting.report.to_dict()
             summary["siting"] = _jsonable(siting.plan.summary)
+        if clip is not None:
+            summary["tile"] = clip.record
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
