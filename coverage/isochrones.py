@@ -10,11 +10,9 @@ Geometry: the *reached street pieces* — every edge part within the cut-off, in
 partial reach into the last edge (split where walks from both ends meet) — buffered into a
 "sausage" (default), or their concave hull (``method="concave"``).
 
-* :func:`facility_isochrones` — one polygon per facility and cut-off, from bounded
-  per-facility searches. Facilities are processed in spatial tiles: a facility's search
-  can only reach nodes within ``cutoff × length_factor`` of it in straight line, so each
-  tile runs a batched ``dijkstra`` on a crop of the graph, which bounds memory and makes
-  the work grow with facilities × reach, not facilities × city.
+* :func:`facility_isochrones` — one polygon per facility and cut-off, from the bounded
+  per-facility searches of :func:`carecircle.coverage.catchment.bounded_search` (spatial
+  tiles on crops of the graph: work grows with facilities × reach, not facilities × city).
 * :func:`dissolve_isochrones` — one polygon per cut-off for the whole service (the union),
   from a single multi-source search.
 * :func:`catchments` — the dissolved reach split by nearest facility (exact on the
@@ -33,9 +31,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import dijkstra
 
+from carecircle.coverage.catchment import bounded_search
 from carecircle.coverage.graph import WalkGraph, edge_geom_length, edge_vertices
 from carecircle.coverage.reach import Augmented, augment, chain_pieces
 from carecircle.coverage.snap import Snapped
@@ -43,9 +40,6 @@ from carecircle.errors import InputError
 
 COLUMNS = ["facility_fid", "service", "kind", "cutoff_m", "minutes", "geometry"]
 QUAD_SEGS = 4
-# Facilities per tile of the per-facility searches: enough to amortise the crop, few
-# enough that the dense (facilities × cropped nodes) distance block stays small.
-TILE_FACILITIES = 48
 CONCAVE_RATIO = 0.3
 # Groups per union batch (and thread-pool task).
 UNION_BATCH = 32
@@ -259,69 +253,10 @@ def _pieces(length, d_a, d_b, own_a, own_b, c):
 
 def _per_facility_search(graph: WalkGraph, aug: Augmented, cmax: float):
     """Bounded search from every facility: arrays (facility row, node, distance) of reached nodes."""
-    rows, nodes, dists = [], [], []
-    virtual = aug.virtual
-    nf = len(virtual)
-    radius = cmax * graph.length_factor
-    x, y = aug.node_x, aug.node_y
-    span = max(np.ptp(x), np.ptp(y), 1.0)
-    if not math.isfinite(radius) or radius * 3 >= span:
-        tiles = [(np.arange(nf), np.arange(aug.n_nodes))]
-    else:
-        # Tiles of side >= radius, sized for ~TILE_FACILITIES facilities each; a tile's
-        # crop is its 3 × 3 block of cells, which holds every node within radius.
-        fx, fy = x[virtual], y[virtual]
-        area = max(np.ptp(fx) * np.ptp(fy), 1.0)
-        side = max(radius * (1 + 1e-9), math.sqrt(area * TILE_FACILITIES / nf))
-        x0, y0 = x.min(), y.min()
-        ncol = int((x.max() - x0) // side) + 1
-        cx = ((x - x0) // side).astype(np.int64)
-        cy = ((y - y0) // side).astype(np.int64)
-        cell = cy * ncol + cx
-        by_cell = np.argsort(cell, kind="stable")
-        cell_sorted = cell[by_cell]
-        fcell = cell[virtual]
-        forder = np.argsort(fcell, kind="stable")
-        tile_cells, first = np.unique(fcell[forder], return_index=True)
-        tiles = []
-        for tcell, fac in zip(tile_cells, np.split(forder, first[1:])):
-            tx, ty = tcell % ncol, tcell // ncol
-            lo, hi = max(tx - 1, 0), min(tx + 1, ncol - 1)
-            crop = np.concatenate([
-                by_cell[np.searchsorted(cell_sorted, yy * ncol + lo, "left"):np.searchsorted(cell_sorted, yy * ncol + hi, "right")]
-                for yy in (ty - 1, ty, ty + 1) if yy >= 0
-            ])
-            tiles.append((fac, crop))
-    local = np.full(aug.n_nodes, -1, dtype=np.int64)
-    for fac, crop in tiles:
-        crop = np.union1d(crop, virtual[fac])
-        local[crop] = np.arange(len(crop))
-        sub = _crop(aug.csr, crop, local)
-        for lo in range(0, len(fac), TILE_FACILITIES):
-            chunk = fac[lo:lo + TILE_FACILITIES]
-            d = dijkstra(sub, directed=True, indices=local[virtual[chunk]], limit=cmax)
-            r, j = np.nonzero(np.isfinite(d))
-            rows.append(chunk[r])
-            nodes.append(crop[j])
-            dists.append(d[r, j])
-        local[crop] = -1
-    if not rows:
+    parts = list(bounded_search(graph, aug, cmax))
+    if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    return np.concatenate(rows), np.concatenate(nodes), np.concatenate(dists)
-
-
-def _crop(csr: csr_array, keep: np.ndarray, local: np.ndarray) -> csr_array:
-    """The sub-matrix on nodes ``keep`` (``local`` maps node → position in keep, else -1)."""
-    start = csr.indptr[keep].astype(np.int64)
-    count = csr.indptr[keep + 1].astype(np.int64) - start
-    row = np.repeat(np.arange(len(keep)), count)
-    idx = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + np.repeat(start, count)
-    col = local[csr.indices[idx]]
-    inside = col >= 0
-    row, col, w = row[inside], col[inside], csr.data[idx][inside]
-    indptr = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row, minlength=len(keep)), out=indptr[1:])
-    return csr_array((w, col.astype(np.int32), indptr.astype(np.int32)), shape=(len(keep), len(keep)))
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
 
 def _reached_segments(aug: Augmented, seg: _Segments, row, node, dist):

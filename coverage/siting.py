@@ -1,0 +1,559 @@
+"""Where to build next: the sites that bring the most within the walking circle (location-allocation).
+
+Two integer programs over a coverage relation ``cover`` (candidates × demand points, from
+:func:`carecircle.coverage.catchment.catchment_matrix` — the same exact edge-snapped walk
+distances as the analysis), with the existing facilities of the service fixed (the points
+they already reach are ``Demand.covered``):
+
+* ``max_coverage`` (MCLP, Church & ReVelle 1974): at most ``new_sites`` sites maximising
+  the weight newly brought within the circle;
+* ``min_sites`` (LSCP / partial set cover): the fewest sites reaching a target.
+
+The weight is ``value`` per point (elderly or people), or *communities*: a community counts
+when the weighted share of its points within the circle reaches ``min_share`` — the
+majority rule of :class:`~carecircle.coverage.profile.CircleRule`, modelled exactly with a
+binary per community (``min_share · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
+weight, the elderly newly covered break ties (a term worth less than one community in
+total, so the count of communities is optimised first).
+
+Variables: ``x_j`` binary per candidate, ``y_i ∈ [0, 1]`` per demand point
+(``y_i ≤ Σ_{j covers i} x_j``; with integral ``x`` the optimum puts ``y_i`` at 0 or 1, so
+``y`` need not be integer), ``z_c`` binary per community. Before the model is built,
+points already covered and candidates that reach no such point drop out, and points with
+the same covering candidates (and community) are merged — on real districts this shrinks
+the model several-fold without changing its optimum.
+
+Solved with HiGHS through ``highspy`` (not ``scipy.optimize.milp``, which runs the same
+HiGHS but cannot take a starting solution): a greedy plan is passed as the warm start, and
+the time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
+is a bound (lower for ``max_coverage``, upper on the sites for ``min_sites``) and is
+reported as such, never as the answer.
+
+Optional capacity (``capacity``): each new site may serve at most that much ``value``;
+demand is then assigned (``a_ij``, fractional) instead of merely covered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import csr_array, diags_array, hstack, vstack
+
+from carecircle.layers.report import InputError
+
+OBJECTIVES = ("max_coverage", "min_sites")
+#: Total worth of the tie-break term (elderly newly covered) relative to one unit of the
+#: primary objective (one community, one site): below 1, so it never trades one away.
+TIE_BREAK = 0.5
+#: HiGHS optimality tolerances: proven optimal means within these of the bound.
+MIP_REL_GAP = 1e-6
+MIP_ABS_GAP = 1e-6
+
+
+@dataclass
+class Demand:
+    """The demand points and what each brings when it comes within the circle.
+
+    Attributes
+    ----------
+    value : numpy.ndarray
+        Per point, the weight counted (elderly or people); with communities as the weight,
+        the tie-break.
+    covered : numpy.ndarray
+        Bool per point: already within the circle of an existing facility.
+    community : numpy.ndarray, optional
+        Per point, its community (``0..n-1``, ``-1`` outside any). Given: the weight is
+        communities passing the majority rule.
+    share_weight : numpy.ndarray, optional
+        Per point, its weight in its community's covered share (elderly, or people where
+        the community has no elderly counts — as in the indicators).
+    min_share : float
+        A community passes when ``Σ share_weight·covered / Σ share_weight ≥ min_share``.
+    n_communities : int
+        Number of communities (those without points never pass by new sites).
+    """
+
+    value: np.ndarray
+    covered: np.ndarray
+    community: np.ndarray | None = None
+    share_weight: np.ndarray | None = None
+    min_share: float = 0.5
+    n_communities: int = 0
+
+    @property
+    def by_community(self) -> bool:
+        """Whether the weight is communities passing."""
+        return self.community is not None
+
+
+@dataclass
+class Solution:
+    """A solved siting plan.
+
+    Attributes
+    ----------
+    chosen : numpy.ndarray
+        Candidate indices, ranked: each adds the most to those ranked before it.
+    value : float
+        The objective, recomputed from the plan: the weight newly within the circle (elderly,
+        people or communities newly passing) for ``max_coverage``, the number of sites for
+        ``min_sites``.
+    weight_gain : float
+        The weight newly within the circle (for ``min_sites`` too).
+    optimal : bool
+        The solver proved the plan optimal (within ``MIP_REL_GAP``).
+    gap : float or None
+        Relative gap between the plan and the solver's bound (0 when optimal).
+    bound : float or None
+        The solver's bound on the objective.
+    status : str
+        HiGHS model status (``Optimal``, ``Time limit reached`` ...) or ``trivial``.
+    solver : str
+    solve_s : float
+        Wall time of the solve (model build included).
+    greedy_value : float
+        The greedy plan's objective: a lower bound (``max_coverage``) or an upper bound
+        (``min_sites``), used as the warm start.
+    target : float or None
+        ``min_sites``: the weight to reach (capped at what all candidates reach).
+    target_reachable : bool
+        ``min_sites``: whether the requested target can be reached with the candidates.
+    model : dict
+        Size of the integer program after the reductions.
+    """
+
+    chosen: np.ndarray
+    value: float
+    weight_gain: float
+    optimal: bool
+    gap: float | None
+    bound: float | None
+    status: str
+    solver: str
+    solve_s: float
+    greedy_value: float
+    target: float | None = None
+    target_reachable: bool = True
+    model: dict = field(default_factory=dict)
+
+
+def evaluate(cover: csr_array, demand: Demand, chosen) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The after-state of a plan, computed directly (no solver).
+
+    Parameters
+    ----------
+    cover : scipy.sparse.csr_array
+        Candidates × points coverage relation (stored entries, zeros included).
+    demand : Demand
+    chosen : array-like of int
+        Candidate indices.
+
+    Returns
+    -------
+    covered : numpy.ndarray
+        Bool per point within the circle after the plan.
+    passing : numpy.ndarray or None
+        Bool per community passing after the plan (``None`` unless by community).
+    gain : float
+        The weight newly within the circle: communities newly passing, else ``value``.
+    """
+    chosen = np.asarray(chosen, dtype=np.int64)
+    covered = demand.covered.copy()
+    if len(chosen):
+        sub = cover[chosen]
+        covered[sub.indices] = True
+    if not demand.by_community:
+        return covered, None, float(demand.value[covered & ~demand.covered].sum())
+    before, after = community_passing(demand, demand.covered), community_passing(demand, covered)
+    return covered, after, float((after & ~before).sum())
+
+
+def community_passing(demand: Demand, covered: np.ndarray) -> np.ndarray:
+    """Bool per community: the majority rule with ``covered`` points (the indicators' formula)."""
+    inside = demand.community >= 0
+    c, w = demand.community[inside], demand.share_weight[inside]
+    total = np.bincount(c, weights=w, minlength=demand.n_communities)
+    part = np.bincount(c, weights=w * covered[inside], minlength=demand.n_communities)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total > 0) & (part / total >= demand.min_share)
+
+
+def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | None = None,
+          target: float | None = None, time_limit_s: float = 60.0, capacity: float | None = None) -> Solution:
+    """Choose sites among the candidates (see the module notes for the model).
+
+    Parameters
+    ----------
+    cover : scipy.sparse.csr_array
+        Candidates × points: a stored entry means the candidate brings the point within the
+        circle (the structure counts, explicit zeros included).
+    demand : Demand
+    objective : {"max_coverage", "min_sites"}
+    new_sites : int
+        ``max_coverage``: how many sites at most.
+    target : float
+        ``min_sites``: the share to reach after the plan, 0–1 — of the communities, or of
+        the total ``value``.
+    time_limit_s : float
+        Solver time limit; when it stops the solver, the incumbent is returned with its gap.
+    capacity : float, optional
+        Most ``value`` a new site may serve (``max_coverage``, weight by ``value``).
+
+    Returns
+    -------
+    Solution
+    """
+    if objective not in OBJECTIVES:
+        raise InputError(f"siting.objective: {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    if objective == "max_coverage" and (new_sites is None or new_sites < 0):
+        raise InputError("siting.new_sites: max_coverage needs the number of sites to add (≥ 0)")
+    if objective == "min_sites" and (target is None or not 0 <= target <= 1):
+        raise InputError("siting.target_share: min_sites needs a share to reach between 0 and 1")
+    if capacity is not None and (objective != "max_coverage" or demand.by_community or not capacity > 0):
+        raise InputError("siting.capacity: only with objective max_coverage, weight elderly or population, and > 0")
+    t0 = time.perf_counter()
+    m = _reduce(csr_array(cover), demand)
+    target_abs, reachable = None, True
+    if objective == "min_sites":
+        target_abs, reachable = _target(demand, m, target)
+    greedy_x = _greedy(m, objective, new_sites, target_abs)
+    greedy_value = (len(greedy_x) if objective == "min_sites" else _gain(m, greedy_x)[0])
+    trivial = m.n_cand == 0 or (objective == "max_coverage" and new_sites == 0) or \
+        (objective == "min_sites" and target_abs is not None and target_abs <= 1e-12)
+    if trivial:
+        chosen_local, status, optimal, gap, bound, solver = np.zeros(0, dtype=np.int64), "trivial", True, 0.0, None, "none"
+        if objective == "max_coverage":
+            bound = 0.0
+    else:
+        chosen_local, status, optimal, gap, bound = _highs(m, objective, new_sites, target_abs, time_limit_s, capacity, greedy_x)
+        solver = _solver_name()
+    chosen = m.cand[_rank(m, chosen_local)]
+    _, _, gain = evaluate(cover, demand, chosen)
+    if capacity is not None:
+        gain = _capacitated_gain(m, chosen_local, capacity)
+    value = float(len(chosen)) if objective == "min_sites" else gain
+    return Solution(chosen=chosen, value=value, weight_gain=gain, optimal=optimal, gap=gap, bound=bound, status=status,
+                    solver=solver, solve_s=time.perf_counter() - t0, greedy_value=float(greedy_value),
+                    target=target_abs, target_reachable=reachable,
+                    model={"candidates": int(m.n_cand), "points": int(m.n_pts), "communities": int(m.n_com),
+                           "nnz": int(m.a.nnz)})
+
+
+# --------------------------------------------------------------------------- reduced model
+
+
+@dataclass
+class _Model:
+    """The reduced instance: candidates ``cand`` × merged uncovered points."""
+
+    cand: np.ndarray  # original candidate index per model candidate
+    a: csr_array  # model candidates × merged points (bool)
+    value: np.ndarray  # per merged point
+    com: np.ndarray  # per merged point: model community, -1 none (by community only)
+    share: np.ndarray  # per merged point: its share of its community
+    need: np.ndarray  # per model community: share still missing
+    com_id: np.ndarray  # original community per model community
+    value_total: float  # tie-break normaliser
+    by_community: bool
+
+    @property
+    def n_cand(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def n_pts(self) -> int:
+        return self.a.shape[1]
+
+    @property
+    def n_com(self) -> int:
+        return len(self.need)
+
+
+def _reduce(cover: csr_array, demand: Demand) -> _Model:
+    """Drop covered points and useless candidates, merge points with equal covering sets."""
+    n_pts = cover.shape[1]
+    if len(demand.covered) != n_pts or len(demand.value) != n_pts:
+        raise InputError(f"siting: demand has {len(demand.covered)} points for a coverage matrix of {n_pts}")
+    relevant = ~demand.covered
+    by_com = demand.by_community
+    need_all = None
+    if by_com:
+        passing = community_passing(demand, demand.covered)
+        inside = demand.community >= 0
+        total = np.bincount(demand.community[inside], weights=demand.share_weight[inside], minlength=demand.n_communities)
+        have = np.bincount(demand.community[inside], weights=(demand.share_weight * demand.covered)[inside],
+                           minlength=demand.n_communities)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            need_all = np.where(total > 0, demand.min_share - have / total, np.inf)
+        # A point matters for a failing community or as a tie-break (elderly newly covered).
+        open_com = np.zeros(len(demand.covered), dtype=bool)
+        open_com[inside] = ~passing[demand.community[inside]]
+        relevant &= open_com | (demand.value > 0)
+    else:
+        relevant &= demand.value > 0
+    pts = np.flatnonzero(relevant)
+    sub = csr_array(cover[:, pts])
+    sub = csr_array((np.ones(sub.nnz, dtype=bool), sub.indices, sub.indptr), shape=sub.shape)
+    cand = np.flatnonzero(np.diff(sub.indptr) > 0)
+    sub = sub[cand]
+    # Merge points with the same covering candidates (and community): a hash of the set.
+    t = sub.T.tocsr()
+    t.sort_indices()
+    rng = np.random.default_rng(0)
+    r1, r2 = rng.integers(1, 2**62, size=(2, max(len(cand), 1)), dtype=np.int64)
+    cnt = np.diff(t.indptr)
+    nonempty = cnt > 0
+    with np.errstate(over="ignore"):
+        h1 = np.zeros(len(pts), dtype=np.int64)
+        h2 = np.zeros(len(pts), dtype=np.int64)
+        if t.nnz:
+            starts = t.indptr[:-1][nonempty]
+            h1[nonempty] = np.add.reduceat(r1[t.indices], starts)
+            h2[nonempty] = np.add.reduceat(r2[t.indices], starts)
+    com = demand.community[pts] if by_com else np.full(len(pts), -1)
+    keep = nonempty  # a point no candidate reaches cannot change
+    key = np.stack([com[keep], cnt[keep], h1[keep], h2[keep]], axis=1)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    kept = np.flatnonzero(keep)
+    value = np.bincount(inv, weights=demand.value[pts][kept], minlength=len(first))
+    a = csr_array(t[kept[first]].T.tocsr())
+    merged_com = com[kept[first]]
+    share = np.zeros(len(first))
+    com_id = np.zeros(0, dtype=np.int64)
+    need = np.zeros(0)
+    if by_com:
+        total = np.bincount(demand.community[inside], weights=demand.share_weight[inside], minlength=demand.n_communities)
+        w = demand.share_weight[pts][kept]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.bincount(inv, weights=w, minlength=len(first)) / np.where(merged_com >= 0, total[np.maximum(merged_com, 0)], 1)
+        share = np.where(merged_com >= 0, share, 0.0)
+        # Communities still failing that all candidates together could pass.
+        reach_share = np.bincount(merged_com[merged_com >= 0], weights=share[merged_com >= 0], minlength=demand.n_communities)
+        open_ids = np.flatnonzero(~passing & np.isfinite(need_all) & (reach_share >= need_all - 1e-12))
+        local = np.full(demand.n_communities, -1)
+        local[open_ids] = np.arange(len(open_ids))
+        merged_com = np.where(merged_com >= 0, local[np.maximum(merged_com, 0)], -1)
+        com_id, need = open_ids, need_all[open_ids]
+    return _Model(cand=cand, a=a, value=value, com=merged_com, share=share, need=need, com_id=com_id,
+                  value_total=float(value.sum()), by_community=by_com)
+
+
+def _target(demand: Demand, m: _Model, share: float) -> tuple[float, bool]:
+    """``min_sites``: the weight still to add to reach ``share``, capped at what is reachable."""
+    if m.by_community:
+        passing = community_passing(demand, demand.covered)
+        total = demand.n_communities
+        want = max(0.0, np.ceil(share * total - 1e-9) - passing.sum())
+        reachable_gain = float(m.n_com)
+    else:
+        total = float(demand.value.sum())
+        want = max(0.0, share * total - float(demand.value[demand.covered].sum()))
+        reachable_gain = m.value_total
+    if want > reachable_gain + 1e-9:
+        return reachable_gain, False
+    return float(want), True
+
+
+def _gain(m: _Model, x) -> tuple[float, float]:
+    """Primary gain (communities passing or value) and value gain of model candidates ``x``."""
+    covered = np.zeros(m.n_pts, dtype=bool)
+    x = np.asarray(x, dtype=np.int64)
+    if len(x):
+        covered[m.a[x].indices] = True
+    vgain = float(m.value[covered].sum())
+    if not m.by_community:
+        return vgain, vgain
+    inside = m.com >= 0
+    got = np.bincount(m.com[inside], weights=(m.share * covered)[inside], minlength=m.n_com)
+    return float((got >= m.need - 1e-12).sum()), vgain
+
+
+def _greedy(m: _Model, objective: str, k: int | None, target: float | None) -> np.ndarray:
+    """Add the candidate with the largest marginal gain until ``k`` sites or the target."""
+    chosen: list[int] = []
+    covered = np.zeros(m.n_pts, dtype=bool)
+    got = np.zeros(m.n_com)
+    done = np.zeros(m.n_com, dtype=bool)
+    inside = m.com >= 0
+    norm = TIE_BREAK / m.value_total if m.value_total > 0 else 0.0
+    primary = 0.0
+    while m.n_cand:
+        if objective == "max_coverage" and len(chosen) >= k:
+            break
+        if objective == "min_sites" and primary >= target - 1e-9:
+            break
+        open_v = m.value * ~covered
+        gain_v = m.a @ open_v
+        if m.by_community:
+            # Per candidate and community, the share it would add: (cand × pts) @ (pts × com).
+            s = csr_array((m.share[inside] * ~covered[inside], (np.flatnonzero(inside), m.com[inside])),
+                          shape=(m.n_pts, m.n_com))
+            add = (m.a.astype(float) @ s).tocoo()
+            passes = (got[add.col] + add.data >= m.need[add.col] - 1e-12) & ~done[add.col]
+            gain = np.bincount(add.row[passes], minlength=m.n_cand) + norm * gain_v
+        else:
+            gain = gain_v
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        chosen.append(j)
+        newly = m.a[[j]].indices
+        newly = newly[~covered[newly]]
+        covered[newly] = True
+        if m.by_community:
+            sel = newly[inside[newly]]
+            got += np.bincount(m.com[sel], weights=m.share[sel], minlength=m.n_com)
+            done = got >= m.need - 1e-12
+            primary = float(done.sum())
+        else:
+            primary = float(m.value[covered].sum())
+    return np.array(chosen, dtype=np.int64)
+
+
+def _rank(m: _Model, chosen: np.ndarray) -> np.ndarray:
+    """The chosen model candidates in greedy order of their marginal gain among themselves."""
+    if len(chosen) < 2:
+        return np.asarray(chosen, dtype=np.int64)
+    sub = _Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
+                 need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=m.by_community)
+    order = _greedy(sub, "max_coverage", len(chosen), None)
+    rest = np.setdiff1d(np.arange(len(chosen)), order)  # sites that add nothing once the others are in
+    return np.asarray(chosen)[np.concatenate([order, rest]).astype(np.int64)]
+
+
+def _capacitated_gain(m: _Model, chosen: np.ndarray, capacity: float) -> float:
+    """Most value the chosen sites can serve with the capacity (a transport LP)."""
+    if not len(chosen):
+        return 0.0
+    sol = _highs(_Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
+                        need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=False),
+                 "max_coverage", len(chosen), None, 60.0, capacity, np.arange(len(chosen)), fix_all=True)
+    return float(sol[4]) if sol[4] is not None else 0.0
+
+
+def _solver_name() -> str:
+    import highspy
+
+    h = highspy.Highs()
+    return f"HiGHS {h.version()}"
+
+
+def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False):
+    """Build the integer program of the reduced model, solve it with HiGHS.
+
+    Returns ``(chosen, status, optimal, gap, bound)`` with ``bound`` on the primary objective.
+    """
+    import highspy
+
+    nc, npt, ng = m.n_cand, m.n_pts, m.n_com
+    a_t = csr_array(m.a.T.astype(float))  # points × candidates
+    pairs = a_t.tocoo() if capacity is not None else None
+    n_assign = pairs.nnz if pairs is not None else 0
+
+    def row(rows, x=None, y=None, z=None, assign=None):
+        """One block of constraint rows over the columns [x | y | z | assign]."""
+        parts = [p if p is not None else csr_array((rows, w)) for p, w in zip((x, y, z, assign), (nc, npt, ng, n_assign))]
+        return hstack(parts, format="csr")
+
+    eye_p = diags_array(np.ones(npt), format="csr")
+    blocks, row_hi = [], []
+    if capacity is None:
+        # y_i − Σ_{j covers i} x_j ≤ 0
+        blocks.append(row(npt, x=-a_t, y=eye_p))
+        row_hi.append(np.zeros(npt))
+    else:
+        # Assignment a_ij per covering pair: y_i − Σ_j a_ij ≤ 0 and Σ_i v_i a_ij − cap x_j ≤ 0.
+        pair = np.arange(n_assign)
+        take = csr_array((np.ones(n_assign), (pairs.row, pair)), shape=(npt, n_assign))
+        serve = csr_array((m.value[pairs.row], (pairs.col, pair)), shape=(nc, n_assign))
+        blocks += [row(npt, y=eye_p, assign=-take),
+                   row(nc, x=diags_array(np.full(nc, -float(capacity)), format="csr"), assign=serve)]
+        row_hi += [np.zeros(npt), np.zeros(nc)]
+    if ng:
+        # need_c z_c − Σ_{i∈c} share_i y_i ≤ 0
+        inside = m.com >= 0
+        s = csr_array((m.share[inside], (m.com[inside], np.flatnonzero(inside))), shape=(ng, npt))
+        blocks.append(row(ng, y=-s, z=diags_array(m.need, format="csr")))
+        row_hi.append(np.zeros(ng))
+    row_lo = [np.full(len(h), -np.inf) for h in row_hi]
+    if objective == "max_coverage":
+        blocks.append(row(1, x=csr_array(np.ones((1, nc)))))
+        row_lo.append([-np.inf])
+        row_hi.append([float(k)])
+    else:
+        reached = row(1, z=csr_array(np.ones((1, ng)))) if m.by_community else row(1, y=csr_array(m.value[None, :]))
+        blocks.append(reached)
+        row_lo.append([target - (1e-9 if m.by_community else 1e-7 * max(1.0, target))])
+        row_hi.append([np.inf])
+    a = csr_array(vstack(blocks).tocsr())
+    tie = TIE_BREAK / m.value_total if m.value_total > 0 else 0.0
+    if objective == "max_coverage":
+        cost = np.r_[np.zeros(nc), (tie * m.value) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
+        sense = highspy.ObjSense.kMaximize
+    else:
+        cost = np.r_[np.ones(nc), -tie * m.value, np.zeros(ng), np.zeros(n_assign)]
+        sense = highspy.ObjSense.kMinimize
+    n = nc + npt + ng + n_assign
+    lower, upper = np.zeros(n), np.ones(n)
+    if fix_all:
+        lower[:nc] = 1.0
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, a.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+    lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo).astype(float), np.concatenate(row_hi).astype(float)
+    lp.sense_ = sense
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    integrality = np.full(n, highspy.HighsVarType.kContinuous)
+    if not fix_all:
+        integrality[:nc] = highspy.HighsVarType.kInteger
+        integrality[nc + npt:nc + npt + ng] = highspy.HighsVarType.kInteger
+    lp.integrality_ = list(integrality)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
+    h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+    h.passModel(lp)
+    if len(warm) and capacity is None and not fix_all:
+        h.setSolution(_warm_start(m, warm, n))
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    if fix_all:
+        sol = np.asarray(h.getSolution().col_value)
+        return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt])
+    sol = np.asarray(h.getSolution().col_value) if info.primal_solution_status else np.zeros(n)
+    chosen = np.flatnonzero(sol[:nc] > 0.5)
+    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    gap = 0.0 if optimal else (float(info.mip_gap) if np.isfinite(info.mip_gap) else None)
+    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    if bound is not None and m.by_community and objective == "max_coverage":
+        bound = float(np.floor(bound + 1e-9))  # the tie-break adds less than one community
+    elif bound is not None and objective == "min_sites":
+        bound = float(np.ceil(bound - 1e-9))  # the tie-break takes off less than one site
+    if not len(chosen) and len(warm) and not info.primal_solution_status:
+        chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
+    return chosen, status, optimal, gap, bound
+
+
+def _warm_start(m: _Model, x: np.ndarray, n: int):
+    """The greedy plan as a full HiGHS solution (x, y, z)."""
+    import highspy
+
+    col = np.zeros(n)
+    col[x] = 1.0
+    covered = np.zeros(m.n_pts, dtype=bool)
+    covered[m.a[x].indices] = True
+    col[m.n_cand:m.n_cand + m.n_pts] = covered
+    if m.n_com:
+        inside = m.com >= 0
+        got = np.bincount(m.com[inside], weights=(m.share * covered)[inside], minlength=m.n_com)
+        col[m.n_cand + m.n_pts:m.n_cand + m.n_pts + m.n_com] = got >= m.need + 1e-9
+    sol = highspy.HighsSolution()
+    sol.col_value = list(col)
+    sol.value_valid = True
+    return sol
