@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import dijkstra
 from carecircle.coverage.graph import WalkGraph
 from carecircle.coverage.reach import Augmented, anchors, augment
 from carecircle.coverage.snap import Snapped
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 # Sources per tile and per dijkstra call: enough to amortise the crop, few enough that the
 # dense (sources × cropped nodes) distance block of one call stays small.

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse import csr_array, diags_array, hstack, vstack
 
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 OBJECTIVES = ("max_coverage", "min_sites")
 #: Total worth of the tie-break term (elderly newly covered) relative to one unit of the

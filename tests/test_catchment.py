@@ -20,7 +20,7 @@ from carecircle.coverage.catchment import catchment_matrix, covers
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.reach import nearest_distance
 from carecircle.coverage.snap import snap_points
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 def check(net, src_pts, tgt_pts, cutoff, max_snap, min_nodes=1):

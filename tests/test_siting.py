@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.sparse import csr_array
 
 from carecircle.coverage.siting import Demand, evaluate, solve
-from carecircle.layers.report import InputError
+from carecircle.errors import InputError
 
 
 def brute_max(cover, demand, k):
