@@ -1,6 +1,6 @@
 """Flags, sub-district scorecards, city totals and the action list, by hand, for every profile.
 
-The world (from test_indicators): 甲社区 (东街道) 1,000 households built 2018, 400 elderly,
+The world (from test_indicators): 甲社区 (东街道) 1,000 households built 2023, 400 elderly,
 3 of 4 elderly within the day-care circle, 1 of 4 within the meal circle, a 150 m² day-care
 centre inside; 乙社区 (东街道) 2,000 existing households, 800 elderly, fully covered for day
 care, 3 of 4 for meals, a 100 m² meal point and a 600 m² 街道 centre (day care + meals)
@@ -184,7 +184,7 @@ def test_rugao_pooled_rule():
     """3,500 new households in 甲: the largest unit (150 m² centre / 800 m² estate room) is < 1,200 m²."""
     estates = gpd.GeoDataFrame({
         "name": ["大苑", "小苑"], "community": ["甲社区", "乙社区"], "households": [3500.0, 2000.0],
-        "built_year": [2021.0, 2021.0], "space_m2": [800.0, 700.0],
+        "built_year": [2023.0, 2023.0], "space_m2": [800.0, 700.0],
     }, geometry=[box(100, 100, 400, 400), box(1100, 100, 1400, 400)], crs=CRS)
     res = result("rugao", estates=estates)
     c = res.communities
@@ -429,7 +429,7 @@ def test_walk_table_matches_on_street_when_names_repeat():
 def test_column_labels_cover_the_estate_table():
     from test_indicators import space_estates
 
-    from carecircle.coverage.indicators import estate_table
+    from carecircle.coverage.space import estate_table
 
     prof = load_profile("kunshan")
     t = estate_table(space_estates(), communities(), prof)
