@@ -29,6 +29,10 @@ from carecircle.coverage.profile import Profile
 from carecircle.coverage.space import TOLERANCE
 
 
+#: ``scope_<key>`` of a rule whose facility tier no facility of the data carries.
+NO_DATA = "no_data"
+
+
 def _scope_of(kind: pd.Series, rule) -> tuple[np.ndarray, np.ndarray]:
     """Per place: the index of the first scope naming its kind (-1: not asked) and that scope's target share (NaN: every one)."""
     idx = np.full(len(kind), -1)
@@ -152,12 +156,17 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
 
     out["n_street_centres"] = 0
     for key, rule in sd.place_rules().items():
-        hit = service_mask(facilities, profile, rule.services)[pos]
-        count = np.bincount(sid[hit], minlength=len(out))
+        tier = service_mask(facilities, profile, rule.services)
+        count = np.bincount(sid[tier[pos]], minlength=len(out))
         idx, share = _scope_of(out["kind"], rule)
         out["n_street_centres" if key == "no_street_centre" else f"n_{key}"] = count
         out[f"scope_{key}"] = np.where(idx < 0, "", np.where(np.isnan(share), "every", "share"))
-        out[f"flag_{key}"] = (idx >= 0) & np.isnan(share) & (count < rule.min_count)
+        if key != "no_street_centre" and not tier.any():
+            # A tier of its own (Wuxi's 区域性助餐中心, Rugao's 长者之家) that no facility of
+            # the data carries: the list does not tell that tier apart, so the rule cannot be
+            # checked (city totals say so) rather than failing every place.
+            out[f"scope_{key}"] = NO_DATA
+        out[f"flag_{key}"] = (out[f"scope_{key}"] == "every").to_numpy() & (count < rule.min_count)
     if "flag_no_street_centre" not in out.columns:
         out["flag_no_street_centre"] = False
         out["scope_no_street_centre"] = ""
@@ -268,6 +277,7 @@ def street_results(streets: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     for key, rule in sd.place_rules().items():
         col = "n_street_centres" if key == "no_street_centre" else f"n_{key}"
         idx, share = _scope_of(streets["kind"], rule)
+        idx = np.where(streets[f"scope_{key}"] == NO_DATA, -1, idx)
         short = (streets[col] < rule.min_count).to_numpy() & (streets["communities"] > 0).to_numpy()
         for i, sc in enumerate(rule.scopes):
             sel = streets[(idx == i) & short]
@@ -308,6 +318,11 @@ def sub_district_totals(streets: pd.DataFrame, profile: Profile) -> dict:
     rules = {}
     for key, rule in sd.place_rules().items():
         col = "n_street_centres" if key == "no_street_centre" else f"n_{key}"
+        if (streets[f"scope_{key}"] == NO_DATA).all() and len(streets):
+            rules[key] = [{"applies_to": sc.applies_to, "checked": False, "source": sc.source,
+                           "reason": "no facility of the data carries this tier (" + ", ".join(rule.services) + ")"}
+                          for sc in rule.scopes]
+            continue
         idx, _ = _scope_of(with_com["kind"], rule)
         out = []
         for i, sc in enumerate(rule.scopes):
@@ -315,7 +330,7 @@ def sub_district_totals(streets: pd.DataFrame, profile: Profile) -> dict:
             meeting = int((sel[col] >= rule.min_count).sum())
             share = meeting / len(sel) if len(sel) else None
             target = 1.0 if sc.target_share is None else sc.target_share
-            out.append({"applies_to": sc.applies_to, "places": int(len(sel)), "meeting": meeting, "share": share,
+            out.append({"applies_to": sc.applies_to, "checked": True, "places": int(len(sel)), "meeting": meeting, "share": share,
                         "target_share": sc.target_share,
                         "meets_target": None if share is None else bool(share >= target - TOLERANCE),
                         "source": sc.source, "target_year": _year(profile, sc.year)})
@@ -333,7 +348,7 @@ def city_results(city: dict, profile: Profile) -> pd.DataFrame:
     rows = []
     for key, scopes in city.get("sub_districts", {}).get("rules", {}).items():
         for sc in scopes:
-            if sc["target_share"] is None or sc["meets_target"] is not False:
+            if not sc["checked"] or sc["target_share"] is None or sc["meets_target"] is not False:
                 continue
             rows.append({"community": "", "estate": pd.NA, "street": "", "check": key, "verdict": "fail",
                          "value": sc["share"] * 100, "required": sc["target_share"] * 100,

@@ -432,12 +432,15 @@ def city_totals(communities: pd.DataFrame, streets: pd.DataFrame, profile: Profi
     if profile.sub_district.large_centres is not None:
         not_checked.append({"check": "large_centres.rating", "source": profile.sub_district.large_centres.source,
                             "reason": "star ratings are not in the facility data; size and count are checked"})
+    subs = scorecards.sub_district_totals(streets, profile)
+    for key, scopes in subs["rules"].items():
+        not_checked += [{"check": key, "source": sc["source"], "reason": sc["reason"]} for sc in scopes if not sc["checked"]]
     return {
         "profile": profile.name, "title": profile.title, "target_year": profile.target_year, "cutoff_m": cutoff,
         "communities": n, "communities_flagged": int((communities["n_flags"] > 0).sum()),
         "flagged_by_check": by_check, "unverified_by_check": unverified, "services": out_services,
         "shares_basis": basis,
-        "sub_districts": scorecards.sub_district_totals(streets, profile),
+        "sub_districts": subs,
         "kinds": {"communities": {str(k): int(v) for k, v in kinds.items()}},
         "space": space, "stations": stations, "beds": _beds(facilities, communities, profile),
         "nearest_basis": str(communities["nearest_basis"].iloc[0]) if n and "nearest_basis" in communities else None,

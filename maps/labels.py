@@ -311,6 +311,13 @@ VERDICT_WORDS = {"fail": ("未达标", "fails"), "unverified": ("待核实（缺
 UNIT_WORDS = {"%": ("%", "%"), "m²": ("m²", "m²"), "count": ("处", "sites")}
 #: Community kinds.
 KIND_WORDS = {"urban": ("城市社区", "urban communities"), "rural": ("农村社区（村）", "rural communities (villages)")}
+#: Sub-district kinds as written locally, in English.
+STREET_KIND_EN = {"街道": "jiedao (urban sub-district)", "镇": "town", "乡": "township", "乡镇": "town or township",
+                  "主功能区": "main functional area", "城市街道": "urban jiedao"}
+
+
+def _street_kinds(kinds, lang: int) -> str:
+    return "、".join(kinds) if lang == 0 else ", ".join(STREET_KIND_EN.get(k, k) for k in kinds)
 
 
 def _g(x: float) -> str:
@@ -342,7 +349,7 @@ def _space_standard(profile: Profile) -> tuple[str, str]:
         parts_en.append(f"{en}: {rng} m² per 100 households (≥ {_g(r.min_m2_per_100hh)} complies{each_en})")
     zh, en = "；".join(parts_zh), "; ".join(parts_en)
     if sp.applies_to:
-        zh, en = f"{zh}（适用于{'、'.join(sp.applies_to)}）", f"{en} (in {', '.join(sp.applies_to)})"
+        zh, en = f"{zh}（适用于{_street_kinds(sp.applies_to, 0)}）", f"{en} (in {_street_kinds(sp.applies_to, 1)})"
     return zh, en
 
 
@@ -379,6 +386,7 @@ def check_words(profile: Profile, cutoff_m: float | None = None) -> dict[str, di
         out[key] = {"label": (f"{unit}内无{zh}", f"no {en} inside the community"),
                     "standard": (f"每个{_kinds(rule.applies_to, 0) or unit}内 ≥ 1 处", f"≥ 1 inside every {_kinds(rule.applies_to, 1) or 'community'}")}
     ec = profile.estate_coverage
+    out["estate_coverage"] = {"label": ("助餐服务未覆盖社区内所有小区", "service does not reach every estate"), "standard": ("", "")}
     if ec is not None:
         zh = sv[ec.services[0]].label_zh
         en = sv[ec.services[0]].label_en
@@ -415,11 +423,11 @@ def check_words(profile: Profile, cutoff_m: float | None = None) -> dict[str, di
         zh = "或".join(sv[s].label_zh for s in rule.services)
         en = " or ".join(sv[s].label_en for s in rule.services)
         scopes_zh = "；".join(
-            (f"{'、'.join(sc.applies_to)}：" if sc.applies_to else "")
+            (f"{_street_kinds(sc.applies_to, 0)}：" if sc.applies_to else "")
             + ("每个 ≥ " + str(rule.min_count) + " 处" if sc.target_share is None else f"{_g(sc.target_share * 100)}%的{sub}建有")
             for sc in rule.scopes)
         scopes_en = "; ".join(
-            (f"{', '.join(sc.applies_to)}: " if sc.applies_to else "")
+            (f"{_street_kinds(sc.applies_to, 1)}: " if sc.applies_to else "")
             + (f"≥ {rule.min_count} in every one" if sc.target_share is None else f"{_g(sc.target_share * 100)}% of them have one")
             for sc in rule.scopes)
         label = (f"{sub}无{zh}", f"no {en} in the sub-district") if rule.min_count == 1 else (
@@ -517,9 +525,7 @@ def word_actions(actions: pd.DataFrame, profile: Profile, lang: str = "zh", cuto
     out.insert(out.columns.get_loc("check") + 1, "check_label", label.to_numpy())
     out.insert(out.columns.get_loc("source"), "standard", key.map(lambda k: words[k]["standard"][i] if k in words else "").to_numpy())
     out["unit"] = out["unit"].map(lambda u: UNIT_WORDS.get(u, (u, u))[i])
-    large = key == "large_centres"
-    if large.any() and i == 0:
-        out.loc[large, "unit"] = "家"
+    out.loc[key == "large_centres", "unit"] = ("家", "centres")[i]
     if "verdict" in out.columns:
         out["verdict"] = out["verdict"].map(lambda v: VERDICT_WORDS.get(v, (v, v))[i])
     return out
