@@ -386,7 +386,9 @@ def test_kunshan_flags_a_community_when_any_existing_estate_is_short():
     res = result("kunshan", estates=estates)
     c = res.communities
     assert bool(c.loc[0, "flag_space"]) and c.loc[0, "space_shortfall_m2"] == 80 and c.loc[0, "space_estates_short"] == 1
-    assert not c.loc[1, "flag_space"]
+    # 乙 lists only 乙苑 (1,000 of its 2,000 households): 乙苑 stands alone (200 ≤ 250), the other
+    # 1,000 existing households need 200 m² with no room counted — a partial layer keeps them.
+    assert bool(c.loc[1, "flag_space"]) and c.loc[1, "space_shortfall_m2"] == 200
     # The 问题清单 names the failing 小区: one row for 和园, with its community and street, its own
     # numbers (has 120, needs 200, short 80); no community row is left (nothing pooled is short).
     rows = word_actions(res.actions, load_profile("kunshan"))
@@ -395,7 +397,7 @@ def test_kunshan_flags_a_community_when_any_existing_estate_is_short():
     row = rows.iloc[0]
     assert (row["estate"], row["street"], row["value"], row["required"], row["shortfall"]) == ("和园", "东街道", 120, 200, 80)
     assert "已建每百户 20 m²（≥ 20 达标，逐小区核算）" in row["standard"] and "逐年逐小区予以落实" in row["source"]
-    assert res.city["space"]["shortfall_m2"] == pytest.approx(80 + 2620 / 2.62 * 0.2)  # + 丙 (no estates): 200
+    assert res.city["space"]["shortfall_m2"] == pytest.approx(80 + 200 + 2620 / 2.62 * 0.2)  # + 丙 (no estates): 200
 
 
 def test_space_standard_text_per_profile():
