@@ -217,7 +217,7 @@ def community_indicators(
         short on their own, see :func:`carecircle.coverage.space.estate_table`),
         ``space_target_shortfall_m2``, ``space_area_unknown`` (qualifying facilities counted
         without a floor-area figure), ``largest_unit_m2``, ``pooled_units`` and
-        ``pooled_units_required`` (Rugao), ``kind`` (``urban`` / ``rural``),
+        ``pooled_units_required`` (Rugao), ``community_kind`` (``urban`` / ``rural``),
         ``street_kind``, ``n_stations``, ``largest_station_m2``, ``stations_area_unknown``,
         ``n_<key>`` per ``presence`` check, ``estates_listed`` / ``estates_covered`` (with
         ``estate_coverage``), ``per_capita_required_m2``, geometry.
@@ -286,7 +286,7 @@ def community_indicators(
     out["elderly"] = np.where(np.isnan(eld_field), eld_sum, eld_field)
 
     # ---- kinds of place (the scopes the plans use) ---------------------------------
-    out["kind"] = place_kinds(com, profile)
+    out["community_kind"] = place_kinds(com, profile)
     out["street_kind"] = street_kinds(com["street"], com.get("street_kind"), profile).to_numpy()
 
     # ---- households and floor space (coverage/space.py) ----------------------------

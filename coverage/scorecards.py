@@ -1,6 +1,6 @@
 """Sub-district (街道/镇) scorecards: the plans' per-place rules, scoped by the kind of place.
 
-Every sub-district has a kind (``kind``: the streets layer's ``kind_field``, else the
+Every sub-district has a kind (``street_kind``: the streets layer's ``kind_field``, else the
 communities' ``street_kind_field``, else the name's ending …街道 / …镇 / …乡, with the
 profile's ``sub_district.kinds_by_name`` first). A rule (:class:`~carecircle.coverage.profile.PlaceRule`:
 the centre, Wuxi's 区域性助餐中心, Rugao's ≥ 2 长者之家) applies where a scope names the kind:
@@ -63,7 +63,7 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
     Returns
     -------
     GeoDataFrame
-        ``street``, ``kind``, ``communities``, ``communities_flagged``, ``elderly``,
+        ``street``, ``street_kind``, ``communities``, ``communities_flagged``, ``elderly``,
         ``population``; per circle service ``s``: ``communities_covered_<s>``,
         ``coverage_rate_<s>``, ``target_<s>``, ``meets_target_<s>``,
         ``elderly_covered_share_<s>``; ``communities_with_station``; per sub-district rule
@@ -72,7 +72,7 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         ``flag_<key>``; ``has_street_centre``, ``nearest_street_centre``,
         ``nearest_street_centre_m``, ``nearest_street_centre_basis`` (``walk`` — the
         shortest walk any of its residents has to a centre — or ``straight_line`` from the
-        boundary), ``n_large_centres``, ``flag_large_centres``, ``floor_area_m2`` (qualifying
+        boundary), ``n_large_centres``, ``flag_large_centres``, ``care_floor_area_m2`` (qualifying
         facilities inside), ``per_capita_required_m2``, ``flag_per_capita``,
         ``unverified_checks``, ``facilities_unknown_area``, ``space_required_m2``,
         ``space_provided_m2``, ``space_shortfall_m2``, ``score`` (0–100, mean of the
@@ -133,7 +133,7 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
     if "street_kind" in com.columns:
         from_com = com.dropna(subset=["street_kind"]).drop_duplicates("street").set_index("street")["street_kind"]
         given = given.astype("string").fillna(out["street"].map(from_com).astype("string"))
-    out["kind"] = street_kinds(out["street"], given, profile).to_numpy()
+    out["street_kind"] = street_kinds(out["street"], given, profile).to_numpy()
     out = out.drop(columns=["_kind"], errors="ignore")
 
     # Facilities → sub-district (one spatial join).
@@ -158,7 +158,7 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
     for key, rule in sd.place_rules().items():
         tier = service_mask(facilities, profile, rule.services)
         count = np.bincount(sid[tier[pos]], minlength=len(out))
-        idx, share = _scope_of(out["kind"], rule)
+        idx, share = _scope_of(out["street_kind"], rule)
         out["n_street_centres" if key == "no_street_centre" else f"n_{key}"] = count
         out[f"scope_{key}"] = np.where(idx < 0, "", np.where(np.isnan(share), "every", "share"))
         if key != "no_street_centre" and not tier.any():
@@ -189,11 +189,11 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         out["flag_large_centres"] = False
 
     qual = service_mask(facilities, profile, profile.space.facility_services)[pos]
-    out["floor_area_m2"] = np.bincount(sid[qual], weights=np.nan_to_num(area[qual]), minlength=len(out))
+    out["care_floor_area_m2"] = np.bincount(sid[qual], weights=np.nan_to_num(area[qual]), minlength=len(out))
     pc = profile.per_capita
     if pc is not None and pc.measure == "floor_area" and pc.level == "sub_district":
         out["per_capita_required_m2"] = out["population"].astype(float) * pc.min_m2_per_person
-        low = (out["floor_area_m2"] < out["per_capita_required_m2"] - TOLERANCE).to_numpy() & (out["communities"] > 0).to_numpy()
+        low = (out["care_floor_area_m2"] < out["per_capita_required_m2"] - TOLERANCE).to_numpy() & (out["communities"] > 0).to_numpy()
         unknown = note_unknown(qual, "per_capita")
         out["flag_per_capita"] = low & ~unknown
         for i in np.flatnonzero(low & unknown):
@@ -276,7 +276,7 @@ def street_results(streets: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
     for key, rule in sd.place_rules().items():
         col = "n_street_centres" if key == "no_street_centre" else f"n_{key}"
-        idx, share = _scope_of(streets["kind"], rule)
+        idx, share = _scope_of(streets["street_kind"], rule)
         idx = np.where(streets[f"scope_{key}"] == NO_DATA, -1, idx)
         short = (streets[col] < rule.min_count).to_numpy() & (streets["communities"] > 0).to_numpy()
         for i, sc in enumerate(rule.scopes):
@@ -296,7 +296,7 @@ def street_results(streets: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     if pc is not None and pc.measure == "floor_area" and pc.level == "sub_district":
         for verdict, sel in (("fail", streets[streets["flag_per_capita"].astype(bool)]), ("unverified", streets[unv.str.contains("per_capita")])):
             if len(sel):
-                rows(sel, "per_capita", verdict, sel["floor_area_m2"], 0.0, "m²", pc.source, _year(profile), False)
+                rows(sel, "per_capita", verdict, sel["care_floor_area_m2"], 0.0, "m²", pc.source, _year(profile), False)
                 parts[-1]["required"] = sel["per_capita_required_m2"].to_numpy(dtype=float)
                 parts[-1]["shortfall"] = parts[-1]["required"] - parts[-1]["value"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -323,7 +323,7 @@ def sub_district_totals(streets: pd.DataFrame, profile: Profile) -> dict:
                            "reason": "no facility of the data carries this tier (" + ", ".join(rule.services) + ")"}
                           for sc in rule.scopes]
             continue
-        idx, _ = _scope_of(with_com["kind"], rule)
+        idx, _ = _scope_of(with_com["street_kind"], rule)
         out = []
         for i, sc in enumerate(rule.scopes):
             sel = with_com[idx == i]
@@ -335,7 +335,7 @@ def sub_district_totals(streets: pd.DataFrame, profile: Profile) -> dict:
                         "meets_target": None if share is None else bool(share >= target - TOLERANCE),
                         "source": sc.source, "target_year": _year(profile, sc.year)})
         rules[key] = out
-    kinds = streets["kind"].astype("string").fillna("unknown").value_counts().to_dict() if len(streets) else {}
+    kinds = streets["street_kind"].astype("string").fillna("unknown").value_counts().to_dict() if len(streets) else {}
     return {
         "label": profile.sub_district_label, "count": int(len(streets)),
         "with_centre": int(streets["has_street_centre"].astype(bool).sum()), "centre_required": sd.centre_required,

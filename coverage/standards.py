@@ -153,7 +153,7 @@ def _community_results(com: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """One row per failed or unverified community check (unsorted), ``_pos`` = row position in ``com``."""
     by_key = {c.key: c for c in checks(profile) if c.level == "community"}
     elderly = com["elderly"].astype(float).fillna(0)
-    kind = com["kind"] if "kind" in com.columns else pd.Series("urban", index=com.index)
+    kind = com["community_kind"] if "community_kind" in com.columns else pd.Series("urban", index=com.index)
     skind = com["street_kind"] if "street_kind" in com.columns else pd.Series(pd.NA, index=com.index, dtype="string")
     unknown = com["facilities_unknown_area"] if "facilities_unknown_area" in com.columns else pd.Series("", index=com.index)
     parts = []
@@ -422,7 +422,7 @@ def city_totals(communities: pd.DataFrame, streets: pd.DataFrame, profile: Profi
         "share": float((st > 0).mean()) if n else None,
         "area_unverified": unverified.get("station_size", 0),
     }
-    kinds = communities["kind"].astype(str).value_counts().to_dict() if "kind" in communities else {}
+    kinds = communities["community_kind"].astype(str).value_counts().to_dict() if "community_kind" in communities else {}
     not_checked = []
     if profile.per_capita is not None and profile.per_capita.measure == "land":
         not_checked.append({"check": "per_capita", "source": profile.per_capita.source, "reason": "land area is not in the inputs"})

@@ -254,7 +254,7 @@ ANALYSIS_LABELS: dict[str, tuple[str, str]] = {
     "households_existing": ("已建小区户数", "households, existing estates"), "population": ("人口", "population"),
     "elderly": ("老年人口", "elderly"), "n_points": ("人口点数", "population points"), "dist_basis": ("距离依据", "distance basis"),
     "nearest_basis": ("最近设施距离依据", "nearest-facility basis"),
-    "kind": ("类型（城/乡）", "kind (urban / rural)"), "street_kind": ("街道类型", "sub-district kind"),
+    "community_kind": ("类型（城/乡）", "kind (urban / rural)"), "street_kind": ("街道类型", "sub-district kind"),
     "space_required_m2": ("应配养老用房面积（㎡）", "space required (m²)"), "space_target_m2": ("目标养老用房面积（㎡）", "space target (m²)"),
     "space_provided_m2": ("现有养老用房面积（㎡）", "space provided (m²)"), "space_provided_from": ("现有面积来源", "space provided from"),
     "space_shortfall_m2": ("养老用房缺口（㎡）", "space shortfall (m²)"),
@@ -278,7 +278,7 @@ ANALYSIS_LABELS: dict[str, tuple[str, str]] = {
     "nearest_centre": ("最近综合养老服务中心", "nearest centre"),
     "nearest_centre_m": ("最近综合养老服务中心距离（米）", "nearest centre (m)"),
     "space_estates_short": ("面积不足小区数", "estates short of space"),
-    "floor_area_m2": ("养老服务设施建筑面积（㎡）", "care floor area (m²)"),
+    "care_floor_area_m2": ("养老服务设施建筑面积（㎡）", "care floor area (m²)"),
     # estates (estates.csv)
     "estate_class": ("新建/已建", "new / existing"), "per_estate": ("逐小区核算", "checked estate by estate"),
     "space_rate_m2_per_100hh": ("每百户标准（㎡）", "rate (m² per 100 households)"),

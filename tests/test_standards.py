@@ -193,7 +193,7 @@ def test_shijiazhuang_station_size_and_per_capita_values():
     assert (pc.loc["西街道", "required"], pc.loc["西街道", "value"]) == (pytest.approx(262), 0)
     s = result("shijiazhuang").streets.set_index("street")
     # 东: 7,500 people × 0.1 = 750 m² ≤ 150 + 100 + 600 = 850 m² (not failed although 甲 alone has 150 < 250).
-    assert (s.loc["东街道", "per_capita_required_m2"], s.loc["东街道", "floor_area_m2"]) == (750, 850)
+    assert (s.loc["东街道", "per_capita_required_m2"], s.loc["东街道", "care_floor_area_m2"]) == (750, 850)
     assert not s.loc["东街道", "flag_per_capita"]
 
 
