@@ -315,3 +315,34 @@ def test_beds_against_the_plan():
     assert (b["per_1000_elderly"], b["nursing_share"], b["nursing_target"], b["meets_nursing"]) == (50, 0.9, 0.95, False)
     b = standards._beds(fac.drop(columns="nursing_beds"), com, prof)
     assert b["nursing_share"] is None and "not checked" in b["nursing_reason"]
+
+
+def test_count_facilities_circle_uses_the_walk(tmp_path):
+    """``space.count_facilities: circle`` counts the rooms within the walk (design), not the
+    straight line. A 500 m² centre 400 m east of the community across a river: the only path
+    goes 2 km north, over, and back (4.4 km). Old code (straight line): 500 m² counted."""
+    from types import SimpleNamespace
+
+    import shapely
+
+    from carecircle.coverage.analysis import Inputs, Walk, analyse
+
+    xy = np.array([[0, 0], [0, 2000], [400, 2000], [400, 0]], dtype=float)
+    lines = [shapely.LineString([xy[u], xy[v]]) for u, v in ((0, 1), (1, 2), (2, 3))]
+    net = SimpleNamespace(
+        nodes=gpd.GeoDataFrame({"x": xy[:, 0], "y": xy[:, 1]}, geometry=shapely.points(xy), crs=CRS),
+        edges=gpd.GeoDataFrame({"u": [0, 1, 2], "v": [1, 2, 3], "length_m": [2000.0, 400.0, 2000.0], "highway": "footway"},
+                               geometry=lines, crs=CRS), crs=CRS, stats={})
+    (tmp_path / "p.yaml").write_text("extends: wuxi\nspace: {count_facilities: circle}\n", encoding="utf-8")
+    prof = load_profile(tmp_path / "p.yaml")
+    com = gpd.GeoDataFrame({"name": ["河西社区"], "street": ["旺庄街道"], "households": [1000.0], "population": np.nan,
+                            "elderly": np.nan, "built_year": [2000.0], "street_kind": pd.NA},
+                           geometry=[box(-200, -200, 200, 200)], crs=CRS)
+    pop = gpd.GeoDataFrame({"pid": [0], "people": [100.0], "elderly": [20.0]}, geometry=[Point(0, 50)], crs=CRS)
+    fac = gpd.GeoDataFrame({"fid": [0], "name": ["河东日间照料中心"], "type": [""], "floor_area_m2": [500.0], "beds": np.nan,
+                            **{k: [k == "day_care"] for k in prof.services}}, geometry=[Point(400, 10)], crs=CRS)
+    walk = Walk(1000.0, 15.0, 4.0, [1000.0])
+    res = analyse(Inputs(net, fac, pop, com, None, None), prof, walk, max_snap_m=100, min_component_nodes=1,
+                  polygons=False, log=lambda _: None)
+    c = res.communities.iloc[0]
+    assert c["space_provided_m2"] == 0 and c["space_shortfall_m2"] == 150  # 1,000 existing × 15 / 100
