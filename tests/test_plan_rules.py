@@ -139,6 +139,7 @@ def test_shijiazhuang_towns_share_is_a_city_check():
     s = res.streets.set_index("street")
     assert not s.loc[[f"{n}镇" for n in "甲乙丙丁戊"], "flag_no_street_centre"].any()
     assert bool(s.loc["新华街道", "flag_no_street_centre"])
+    assert s.loc["甲镇", "kind_share_no_street_centre"] == pytest.approx(0.6)  # in streets.csv too
     scopes = res.city["sub_districts"]["rules"]["no_street_centre"]
     town = next(sc for sc in scopes if sc["target_share"] == 0.6)
     assert (town["places"], town["meeting"], town["share"], town["meets_target"], town["target_year"]) == (5, 3, 0.6, True, 2025)
