@@ -13,6 +13,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
 from carecircle.coverage import standards
@@ -347,3 +349,20 @@ def test_count_facilities_circle_uses_the_walk(tmp_path):
                   polygons=False, log=lambda _: None)
     c = res.communities.iloc[0]
     assert c["space_provided_m2"] == 0 and c["space_shortfall_m2"] == 150  # 1,000 existing × 15 / 100
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 6), st.data())
+def test_town_share_verdict_matches_the_count(n_towns, data):
+    """Any n 乡镇 with k centres: no 乡镇 is flagged; the city meets 60 % exactly when k/n ≥ 0.6;
+    the action list has n − k reported rows and one city row when the share is missed."""
+    k = data.draw(st.integers(0, n_towns))
+    places = [(f"{i}号村", f"第{i}镇", 300, 2000) for i in range(n_towns)]
+    centres = [(f"第{i}镇区域养老服务中心", i, 500) for i in range(k)]
+    res = world(places, centres, profile="shijiazhuang")
+    assert not res.streets["flag_no_street_centre"].any()
+    town = next(sc for sc in res.city["sub_districts"]["rules"]["no_street_centre"] if sc["target_share"] == 0.6)
+    assert town["meets_target"] == (k / n_towns >= 0.6 - 1e-9)
+    a = res.actions[res.actions["check"] == "no_street_centre"]
+    assert (a["verdict"] == "reported").sum() == n_towns - k
+    assert ((a["street"] == "") & (a["verdict"] == "fail")).sum() == (0 if town["meets_target"] else 1)
