@@ -6,8 +6,9 @@ are joined to community polygons once (``sjoin``), facilities once, estates once
 distances come from the ``dist_<service>_m`` columns of the population points (inf/NaN =
 not reachable within the search cut-off).
 
-The verdicts (flags), street scorecards and the action list are in
-:mod:`carecircle.coverage.standards`; this module only measures.
+The floor-space rules are in :mod:`carecircle.coverage.space`; the verdicts (flags) and the
+action list in :mod:`carecircle.coverage.standards`, the sub-district scorecards in
+:mod:`carecircle.coverage.scorecards`; this module only measures.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 
 from carecircle.coverage import circle, space
 from carecircle.coverage.profile import Profile
-from carecircle.coverage.space import TOLERANCE, first_position, group_max, numeric  # noqa: F401  (TOLERANCE re-exported)
+from carecircle.coverage.space import group_max, numeric
 from carecircle.errors import InputError
 from carecircle.layers.areas import community_kind, street_kind
 from carecircle.layers.facilities import keyword_flags

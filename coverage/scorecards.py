@@ -68,8 +68,8 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         ``coverage_rate_<s>``, ``target_<s>``, ``meets_target_<s>``,
         ``elderly_covered_share_<s>``; ``communities_with_station``; per sub-district rule
         ``<key>`` (``no_street_centre`` …): ``n_<key>`` (facilities inside; the centre's is
-        ``n_street_centres``), ``scope_<key>`` (``every``, ``share`` or "" not asked),
-        ``flag_<key>``; ``has_street_centre``, ``nearest_street_centre``,
+        ``n_street_centres``), ``scope_<key>`` (``every``, ``share``, "" not asked, ``no_data``),
+        ``flag_<key>``, ``kind_share_<key>`` (share of the places of its kind meeting the rule); ``has_street_centre``, ``nearest_street_centre``,
         ``nearest_street_centre_m``, ``nearest_street_centre_basis`` (``walk`` — the
         shortest walk any of its residents has to a centre — or ``straight_line`` from the
         boundary), ``n_large_centres``, ``flag_large_centres``, ``care_floor_area_m2`` (qualifying
@@ -167,6 +167,12 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
             # checked (city totals say so) rather than failing every place.
             out[f"scope_{key}"] = NO_DATA
         out[f"flag_{key}"] = (out[f"scope_{key}"] == "every").to_numpy() & (count < rule.min_count)
+        # The share of places of the same kind (with communities) meeting the rule, as the
+        # plans count it (SJZ: 乡镇 60 %); NaN where the rule is not asked or not checked.
+        asked = out[f"scope_{key}"].isin(["every", "share"]) & (out["communities"] > 0)
+        meets = pd.Series(count >= rule.min_count, index=out.index)[asked]
+        by_kind = meets.groupby(out.loc[asked, "street_kind"].astype(str)).mean()
+        out[f"kind_share_{key}"] = out["street_kind"].astype(str).map(by_kind).where(asked)
     if "flag_no_street_centre" not in out.columns:
         out["flag_no_street_centre"] = False
         out["scope_no_street_centre"] = ""

@@ -95,6 +95,7 @@ def read_communities(
     names = out["name"]
     out["kind"] = community_kind(names, text_column(gdf, kind_field) if kind_field else None)
     out["street_kind"] = text_column(gdf, street_kind_field) if street_kind_field else pd.Series(pd.NA, index=out.index, dtype="string")
+    out = out[[c for c in out.columns if c != "geometry"] + ["geometry"]]
     out = _keep(out, gdf, reason, report, path, "communities")
     if streets is not None:
         blank = out["street"].isna().to_numpy()

@@ -61,6 +61,12 @@ def test_documented_gaps_found_and_nothing_else(demo) -> None:
 
     actions = pd.read_csv(out / "actions.csv", encoding="utf-8-sig")
     assert len(actions) >= len(expected) + len(no_centre)
+    # Nothing else fails, is unverified or reported: the three gaps are the whole action list.
+    assert sorted(actions["check"]) == sorted(g.check for g in sample.gaps) and set(actions["verdict"]) == {"未达标"}
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["inputs"]["facilities"]["unmatched"] == []  # every sample facility is some service
+    # Wuxi's 区域性助餐中心 tier is in no sample facility: not checked, and said so.
+    assert [x["check"] for x in summary["city"]["not_checked"]] == ["meal_centre"]
 
 
 def test_gap_community_coverage_values(demo) -> None:
