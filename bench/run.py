@@ -64,7 +64,7 @@ def load_case(name: str):
         return grid_case(int(name.split(":")[1]))
     from synth import DENSITY, Case
 
-    from carecircle.layers.network import read_lines
+    from carecircle.layers.lines import read_lines
 
     net = read_lines(XINWU)
     x0, y0, x1, y1 = net.edges.total_bounds

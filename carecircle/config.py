@@ -57,6 +57,11 @@ class NetworkConfig(_Section):
     include_private: bool = False
     max_snap_m: float = Field(300.0, gt=0, le=10_000)
     min_component_nodes: int = Field(50, ge=1, le=1_000_000)
+    # Walk rules of an OSM extract (README "Walk rules"): the network an older person walks.
+    step_free: bool = False
+    cycleways: bool | Literal["foot_yes"] = True
+    pedestrian_areas: Literal["across", "outline", "none"] = "across"
+    clip_margin_m: float | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> "NetworkConfig":
@@ -140,6 +145,10 @@ class CommunitiesConfig(_Section):
     population_field: str | None = None
     elderly_field: str | None = None
     built_year_field: str | None = None
+    #: The community's kind (社区 / 村); without it, read from the name's ending.
+    kind_field: str | None = None
+    #: Its 街道/镇's kind (街道, 镇, 乡, 主功能区 …) when no streets layer gives it.
+    street_kind_field: str | None = None
 
 
 class EstatesConfig(_Section):
@@ -158,6 +167,8 @@ class StreetsConfig(_Section):
 
     path: Path
     name_field: str | None = None
+    #: The 街道/镇's kind as written locally; without it, read from the name's ending.
+    kind_field: str | None = None
 
 
 class WalkConfig(_Section):
@@ -167,6 +178,9 @@ class WalkConfig(_Section):
     speed_kmh: float | None = Field(None, ge=0.5, le=20)
     distance_m: float | None = Field(None, gt=0, le=20_000)
     rings_minutes: list[Annotated[float, Field(gt=0, le=120)]] | None = None
+    # Coverage at each of the profile's walk.speed_presets, and on the step-free network too.
+    sensitivity: bool = False
+    compare_step_free: bool = False
 
     @model_validator(mode="after")
     def _not_both(self) -> "WalkConfig":
@@ -221,7 +235,7 @@ class ScenarioFacility(_Section):
 
     @model_validator(mode="after")
     def _on_earth(self) -> "ScenarioFacility":
-        _lonlat(self.lon, self.lat, f"{self.name}: lon/lat")
+        _lonlat(self.lon, self.lat, f"{self.name or 'facility'}: lon/lat")
         return self
 
 
@@ -298,7 +312,8 @@ class RunConfig(_Section):
 
     def input_files(self) -> list[Path]:
         """Every input file the config names (their folders are never an output folder)."""
-        return [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        files = [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        return files + ([Path(self.profile)] if _is_profile_path(self.profile) else [])
 
     def wants(self, fmt: str) -> bool:
         """Whether output ``fmt`` is requested (summary always is)."""

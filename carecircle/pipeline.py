@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +25,7 @@ import shapely
 
 import carecircle
 from carecircle import outdir
-from carecircle.config import RunConfig
+from carecircle.config import NetworkConfig, RunConfig
 from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR, Analysis, Inputs, Log, Walk, analyse
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
@@ -63,11 +64,10 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
     """The area the network covers, grown by the snap limit: inputs outside cannot be reached."""
-    hull = shapely.convex_hull(shapely.multipoints(network.nodes[["x", "y"]].to_numpy()))
-    return shapely.buffer(hull, margin_m)
+    return shapely.buffer(network.complete_area(), margin_m)
 
 
-def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:
+def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=None) -> Inputs:
     """Read every input layer of ``config`` into the network's metric CRS.
 
     Parameters
@@ -77,20 +77,15 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         Supplies the facility-type keywords per service.
     log : callable
         Receives one progress line per layer.
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region: keep its core and halo only (see :mod:`carecircle.tiles`).
 
     Returns
     -------
     Inputs
     """
     net_cfg = config.network
-    if net_cfg.osm is not None:
-        net = network_layer.read_osm(net_cfg.osm, include_private=net_cfg.include_private)
-    elif net_cfg.lines is not None:
-        net = network_layer.read_lines(net_cfg.lines, layer=net_cfg.layer)
-    elif net_cfg.place is not None:
-        net = network_layer.download_place(net_cfg.place)
-    else:
-        net = network_layer.download_bbox(net_cfg.bbox)
+    net = read_network(net_cfg)
     target = net.crs
     log(f"路网 network: {net.stats['nodes']:,} nodes, {net.stats['edges']:,} edges ({target.to_string()})")
     area = _study_area(net, net_cfg.max_snap_m)
@@ -98,28 +93,36 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
 
     fc = config.facilities
     keywords = {key: spec.keywords for key, spec in profile.services.items()}
+    exclude = {key: spec.exclude for key, spec in profile.services.items()}
     fac, reports["facilities"] = facilities_layer.read_facilities(
         fc.path, crs=fc.crs, columns=fc.columns(), keywords=keywords, target_crs=target,
-        auto_fix=fc.auto_fix, encoding=fc.encoding, sheet=fc.sheet, study_area=area,
+        auto_fix=fc.auto_fix, encoding=fc.encoding, sheet=fc.sheet, study_area=area, exclude=exclude,
     )
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
                                   columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
+            exclude=exclude,
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
+    unmatched = facilities_layer.unmatched_names(fac, list(profile.services))
+    if unmatched:
+        log(f"警告 warning: {len(unmatched)} facility(ies) match no service of profile {profile.name} and count for nothing: "
+            + ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else "") + " (unmatched_facilities.csv)")
 
     streets = None
     if config.streets is not None:
         streets, reports["streets"] = areas.read_streets(
-            config.streets.path, name_field=config.streets.name_field, target_crs=target
+            config.streets.path, name_field=config.streets.name_field, target_crs=target,
+            kind_field=config.streets.kind_field,
         )
     cc = config.communities
     communities, reports["communities"] = areas.read_communities(
         cc.path, name_field=cc.name_field, street_field=cc.street_field, households_field=cc.households_field,
         population_field=cc.population_field, elderly_field=cc.elderly_field,
         built_year_field=cc.built_year_field, target_crs=target, streets=streets,
+        kind_field=cc.kind_field, street_kind_field=cc.street_kind_field,
     )
     estates = None
     if config.estates is not None:
@@ -149,7 +152,29 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
+    if clip is not None:  # after every filter, so a tile keeps and rejects the rows the whole run does
+        net, fac, pop, communities, estates, streets = clip.apply(net, fac, pop, communities, estates, streets)
+        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
+            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
     return Inputs(net, fac, pop, communities, estates, streets, reports)
+
+
+def read_network(net_cfg: NetworkConfig, *, step_free: bool | None = None) -> network_layer.Network:
+    """The walk network the config names; ``step_free`` overrides ``network.step_free``
+    (for the step-free comparison)."""
+    from carecircle.layers import lines, online, osm
+
+    if net_cfg.osm is not None:
+        return osm.read_osm(
+            net_cfg.osm, include_private=net_cfg.include_private,
+            step_free=net_cfg.step_free if step_free is None else step_free, cycleways=net_cfg.cycleways,
+            pedestrian_areas=net_cfg.pedestrian_areas, clip_margin_m=net_cfg.clip_margin_m,
+        )
+    if net_cfg.lines is not None:
+        return lines.read_lines(net_cfg.lines, layer=net_cfg.layer)
+    if net_cfg.place is not None:
+        return online.download_place(net_cfg.place)
+    return online.download_bbox(net_cfg.bbox)
 
 
 def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_report: LayerReport) -> None:
@@ -169,6 +194,57 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_repo
             f"{config.facilities.path}: no usable facility: all {fac_report.read} rows rejected ({reasons}); "
             "check the coordinate columns and facilities.crs"
         )
+
+
+def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs, analysis: Analysis,
+                log: Log = print) -> dict:
+    """The summary.json sections ``walk.sensitivity`` and ``walk.compare_step_free`` ask for.
+
+    ``speed_sensitivity``: coverage of every circle service at each of the profile's
+    ``walk.speed_presets``, read off the distances already searched (the circle's minutes at
+    each speed; the profile's minutes when the circle is a distance). ``step_free_comparison``:
+    the coverage on the network as configured and on the other one (step-free or not), which
+    costs a second read of the extract and a second search per service.
+    """
+    from carecircle.coverage.sensitivity import speed_sensitivity
+
+    out: dict = {}
+    services = list(profile.circle_services)
+    if config.walk.sensitivity:
+        minutes = walk.minutes if walk.minutes is not None else profile.walk.minutes
+        limit = walk.distance_m * REPORT_LIMIT_FACTOR
+        out["speed_sensitivity"] = {
+            "minutes": minutes, "search_limit_m": limit,
+            "rows": speed_sensitivity(analysis.population, services, minutes=minutes,
+                                      presets=profile.walk.speed_presets, search_limit_m=limit),
+        }
+        log("步速 walking speed: " + "; ".join(
+            f"{row['speed_kmh']:g} km/h " + ", ".join(
+                f"{k} {row['services'][k]['elderly_covered_share'] or 0:.1%}" for k in services)
+            for row in out["speed_sensitivity"]["rows"]) + " of elderly within the circle")
+    if config.walk.compare_step_free:
+        if config.network.osm is None:
+            raise InputError(f"{config.source}: walk.compare_step_free: needs network.osm "
+                             "(the step-free rules read the OSM tags of steps, ramps and kerbs)")
+        other_net = read_network(config.network, step_free=not config.network.step_free)
+        other = analyse(replace(inputs, network=other_net), profile, walk, max_snap_m=config.network.max_snap_m,
+                        min_component_nodes=config.network.min_component_nodes, polygons=False,
+                        lang=config.output.lang, log=lambda line: None)
+        runs = {config.network.step_free: (inputs.network, analysis), not config.network.step_free: (other_net, other)}
+        out["step_free_comparison"] = {
+            name: {
+                "network": {k: runs[free][0].stats[k] for k in ("nodes", "edges", "components", "excluded_by_reason")},
+                "services": {k: {m: runs[free][1].services[k][m] for m in (
+                    "population_covered", "elderly_covered", "population_covered_share", "elderly_covered_share")}
+                    for k in services},
+            }
+            for name, free in (("standard", False), ("step_free", True))
+        }
+        log("无障碍 step-free: " + ", ".join(
+            f"{k} {out['step_free_comparison']['standard']['services'][k]['elderly_covered_share'] or 0:.1%} → "
+            f"{out['step_free_comparison']['step_free']['services'][k]['elderly_covered_share'] or 0:.1%}"
+            for k in services) + " of elderly within the circle")
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -223,7 +299,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
             "analysis_crs": inputs.network.crs.to_string(),
             "scenario": config.scenario.model_dump() if config.scenario else None,
         },
-        "inputs": {name: rep.to_dict() for name, rep in inputs.reports.items()},
+        "inputs": _inputs_summary(inputs, profile),
         "network": {**_jsonable(inputs.network.stats), "graph": _jsonable(analysis.graph_stats)},
         "snapping": {
             "facilities_unsnapped": int((~fac["snapped"]).sum()),
@@ -245,6 +321,14 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
+
+
+def _inputs_summary(inputs: Inputs, profile: Profile) -> dict:
+    """Rows read / kept / rejected per layer; the facilities that match no service, by name."""
+    out = {name: rep.to_dict() for name, rep in inputs.reports.items()}
+    if "facilities" in out:
+        out["facilities"]["unmatched"] = facilities_layer.unmatched_names(inputs.facilities, list(profile.services))
+    return out
 
 
 def _jsonable(value):
@@ -287,10 +371,12 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     list of str
         The files written, relative to ``out`` (``summary.json`` is the caller's, written last).
     """
-    # The profile names its services, its checks and its sub-district unit.
-    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile)
-    com, streets, fac, pop, iso = (analysis.communities, analysis.streets, analysis.facilities,
-                                   analysis.population, analysis.isochrones)
+    # The profile names its services, its checks and its sub-district unit; the analysis'
+    # keys become words here.
+    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile, walk.distance_m)
+    com = map_labels.word_flags(analysis.communities, profile, lang, walk.distance_m)
+    actions = map_labels.word_actions(analysis.actions, profile, lang, walk.distance_m)
+    streets, fac, pop, iso = analysis.streets, analysis.facilities, analysis.population, analysis.isochrones
     dist_cols = [f"dist_{k}_m" for k in profile.services]
     pop_out = pop[["pid", "people", "elderly", *dist_cols, "snap_m", "geometry"]]
     gpkgs = {"population": pop_out, "facilities": fac.to_crs("EPSG:4326"), "communities": com, "isochrones": iso}
@@ -298,9 +384,14 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         if config.wants(name):
             export.write_geopackage(out / f"{name}.gpkg", {name: layer})
     tables = {name: table for name, table in (("communities", com), ("streets", streets), ("estates", analysis.estates),
-                                              ("actions", analysis.actions))
+                                              ("actions", actions))
               if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
+    unmatched = facilities_layer.unmatched_names(fac, list(profile.services))
+    if unmatched and config.wants("rejected"):
+        cols = [c for c in ("fid", "source_row", "name", "type", "address", "lon", "lat") if c in fac.columns]
+        map_cells.for_csv(fac.loc[fac["name"].astype(str).isin(unmatched), cols]).to_csv(
+            out / "unmatched_facilities.csv", index=False, encoding="utf-8-sig")
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
@@ -310,11 +401,11 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         # Uncovered points are drawn for the circle services only (day care, meals).
         pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
-                           actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
+                           actions=actions, services=services, labels=labels, cutoff_m=walk.distance_m,
                            lang=lang, basemap=basemap, title=title, sites=sites)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
-        report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
+        report_page.write_report(out, streets=streets, communities=com, actions=actions,
                                  summary=summary, services=services, labels=labels, lang=lang, sites=sites)
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
@@ -387,7 +478,8 @@ def _note_overlaps(inputs: Inputs, log: Log) -> None:
     log(f"注意 note: {note}")
 
 
-def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print) -> tuple[Profile, Walk, Inputs]:
+def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print,
+                   clip=None) -> tuple[Profile, Walk, Inputs]:
     """Everything a run checks before its analysis: profile, walk, basemap key, layers, GBK names.
 
     ``carecircle check`` calls this too, so its "ok" means a run gets past loading.
@@ -398,6 +490,8 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     basemap : str, optional
         Overrides ``output.basemap``.
     log : callable
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region (passed to :func:`load_inputs`).
 
     Returns
     -------
@@ -409,7 +503,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     if config.wants("map"):
         _check_basemap(basemap or config.output.basemap)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log)
+    inputs = load_inputs(config, profile, log, clip=clip)
     _check_encodable(config, inputs)
     _note_overlaps(inputs, log)
     for rep in inputs.reports.values():
@@ -420,7 +514,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
 
 
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
-        offline: bool | None = None, log: Log = print) -> dict:
+        offline: bool | None = None, log: Log = print, clip=None) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
     ``out_dir`` must be new, empty or an earlier carecircle output (:mod:`carecircle.outdir`);
@@ -436,6 +530,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         Override ``output.lang``, ``output.basemap`` and ``output.offline_map``.
     log : callable
         Progress lines.
+    clip : carecircle.tiles.Clip, optional
+        Run one tile of a bigger region (its core, with a halo); recorded as ``tile``.
 
     Returns
     -------
@@ -451,16 +547,20 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     guard = {"config_file": config.source, "inputs": config.input_files()}
     target = outdir.check_target(out_dir, **guard)
     with outdir.staging(target, log) as tmp:
-        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log)
+        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log, clip=clip)
         lang = lang or config.output.lang
         analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                            min_component_nodes=config.network.min_component_nodes,
-                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), log=log)
         siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
+        checks = walk_checks(config, profile, walk, inputs, analysis, log=log)
         summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        summary.update(checks)
         if siting is not None:
             summary["inputs"]["candidates"] = siting.report.to_dict()
             summary["siting"] = _jsonable(siting.plan.summary)
+        if clip is not None:
+            summary["tile"] = clip.record
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,

@@ -12,9 +12,10 @@ they already reach are ``Demand.covered``):
 The weight is ``value`` per point (elderly or people), or *communities*: a community counts
 when the weighted share of its points within the circle reaches ``min_share`` — the
 majority rule of :class:`~carecircle.coverage.profile.CircleRule`, modelled exactly with a
-binary per community (``min_share · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
-weight, the elderly newly covered break ties (a term worth less than one community in
-total, so the count of communities is optimised first).
+binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
+weight, or for ``min_sites``, the solve is lexicographic: the count (of communities, of
+sites) first, proven optimal on that integral objective; then, held at that optimum, the
+most elderly newly within the circle.
 
 Variables: ``x_j`` binary per candidate, ``y_i ∈ [0, 1]`` per demand point
 (``y_i ≤ Σ_{j covers i} x_j``; with integral ``x`` the optimum puts ``y_i`` at 0 or 1, so
@@ -24,8 +25,9 @@ the same covering candidates (and community) are merged — on real districts th
 the model several-fold without changing its optimum.
 
 Solved with HiGHS through ``highspy`` (not ``scipy.optimize.milp``, which runs the same
-HiGHS but cannot take a starting solution): a greedy plan is passed as the warm start, and
-the time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
+HiGHS but can neither take a starting solution nor re-solve a changed objective in place):
+a greedy plan is passed as the warm start, and the time limit stops the solver with its
+incumbent, its bound and the gap. The greedy plan
 is a bound (lower for ``max_coverage``, upper on the sites for ``min_sites``) and is
 reported as such, never as the answer.
 
@@ -35,6 +37,8 @@ demand is then assigned (``a_ij``, fractional) instead of merely covered.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -45,8 +49,8 @@ from scipy.sparse import csr_array, diags_array, hstack, vstack
 from carecircle.errors import InputError
 
 OBJECTIVES = ("max_coverage", "min_sites")
-#: Total worth of the tie-break term (elderly newly covered) relative to one unit of the
-#: primary objective (one community, one site): below 1, so it never trades one away.
+#: Worth of the elderly newly covered in the greedy heuristic, relative to one community
+#: passing (below 1: the heuristic never trades a community for elderly).
 TIE_BREAK = 0.5
 #: HiGHS optimality tolerances: proven optimal means within these of the bound.
 MIP_REL_GAP = 1e-6
@@ -501,20 +505,23 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         row_lo.append([target - (1e-9 if m.by_community else 1e-7 * max(1.0, target))])
         row_hi.append([np.inf])
     a = csr_array(vstack(blocks).tocsr())
-    tie = TIE_BREAK / m.value_total if m.value_total > 0 else 0.0
+    n = nc + npt + ng + n_assign
+    # Lexicographic: first the primary objective alone (integral when it counts communities
+    # or sites, which the search can prune on), then — held at its optimum — the elderly
+    # newly covered as the tie-break.
+    tie_break = m.by_community or objective == "min_sites"
     if objective == "max_coverage":
-        cost = np.r_[np.zeros(nc), (tie * m.value) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
+        primary = np.r_[np.zeros(nc), np.zeros(npt) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
         sense = highspy.ObjSense.kMaximize
     else:
-        cost = np.r_[np.ones(nc), -tie * m.value, np.zeros(ng), np.zeros(n_assign)]
+        primary = np.r_[np.ones(nc), np.zeros(npt + ng + n_assign)]
         sense = highspy.ObjSense.kMinimize
-    n = nc + npt + ng + n_assign
     lower, upper = np.zeros(n), np.ones(n)
     if fix_all:
         lower[:nc] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, a.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = primary, lower, upper
     lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo).astype(float), np.concatenate(row_hi).astype(float)
     lp.sense_ = sense
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -524,11 +531,12 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         integrality[:nc] = highspy.HighsVarType.kInteger
         integrality[nc + npt:nc + npt + ng] = highspy.HighsVarType.kInteger
     lp.integrality_ = list(integrality)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _new_highs()
+    t0 = time.perf_counter()
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
-    h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+    # An integral objective is proven optimal once the bound is less than one away.
+    h.setOptionValue("mip_abs_gap", 1 - 1e-6 if tie_break else MIP_ABS_GAP)
     h.passModel(lp)
     if len(warm) and capacity is None and not fix_all:
         h.setSolution(_warm_start(m, warm, n))
@@ -538,18 +546,58 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
         return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt])
-    sol = np.asarray(h.getSolution().col_value) if info.primal_solution_status else np.zeros(n)
-    chosen = np.flatnonzero(sol[:nc] > 0.5)
+    has_sol = bool(info.primal_solution_status)
+    sol = np.asarray(h.getSolution().col_value) if has_sol else np.zeros(n)
     optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    best = float(primary @ sol)
     gap = 0.0 if optimal else (float(info.mip_gap) if np.isfinite(info.mip_gap) else None)
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    if bound is not None and m.by_community and objective == "max_coverage":
-        bound = float(np.floor(bound + 1e-9))  # the tie-break adds less than one community
-    elif bound is not None and objective == "min_sites":
-        bound = float(np.ceil(bound - 1e-9))  # the tie-break takes off less than one site
-    if not len(chosen) and len(warm) and not info.primal_solution_status:
+    if bound is not None and tie_break:
+        bound = float(np.floor(bound + 1e-9) if objective == "max_coverage" else np.ceil(bound - 1e-9))
+        best = float(np.round(best))
+        gap = 0.0 if optimal else (abs(bound - best) / max(abs(best), 1e-9) if bound is not None else gap)
+    left = time_limit_s - (time.perf_counter() - t0)
+    if has_sol and tie_break and m.value_total > 0 and left > 0:
+        # Hold the primary at its value and take the most elderly among such plans.
+        nz = np.flatnonzero(primary)
+        lo, hi = (best - 1e-6, np.inf) if objective == "max_coverage" else (-np.inf, best + 1e-6)
+        h.addRow(lo, hi, len(nz), nz.astype(np.int32), primary[nz])
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.r_[np.zeros(nc), m.value, np.zeros(ng + n_assign)])
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
+        h.setOptionValue("time_limit", float(left))
+        start = highspy.HighsSolution()
+        start.col_value = list(sol)
+        start.value_valid = True
+        h.setSolution(start)
+        h.run()
+        if h.getInfo().primal_solution_status:
+            sol = np.asarray(h.getSolution().col_value)
+    chosen = np.flatnonzero(sol[:nc] > 0.5)
+    if not has_sol and len(warm):
         chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
     return chosen, status, optimal, gap, bound
+
+
+def _new_highs():
+    """A silent HiGHS instance.
+
+    The first instance of a process prints HiGHS's banner on the C-level stdout before any
+    option can be set; it is sent to the null device so a run's output stays its own.
+    """
+    import highspy
+
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def _warm_start(m: _Model, x: np.ndarray, n: int):

@@ -258,7 +258,7 @@ def _walkable_length_km(district) -> float:
 
 
 def test_the_project_osm_reader_drops_the_unwalkable_ways(district):
-    from carecircle.layers.network import read_osm
+    from carecircle.layers.osm import read_osm
 
     net = read_osm(district.osm)
     assert net.report.read == sum(1 for _ in ET.parse(district.osm).getroot().iter("way"))
