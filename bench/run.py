@@ -364,6 +364,17 @@ def goals_report(g: dict, load: str) -> list[str]:
 GOALS_HEADING = "## End-to-end run and start-up (issue 10)"
 
 
+def goals_section(repeats: int) -> list[str]:
+    """:func:`run_goals` measured now, as its RESULTS.md section with the machine and date."""
+    mach = machine()
+    load_start = os.getloadavg()
+    g = run_goals(repeats)
+    section = goals_report(g, f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    section[2:2] = [f"Machine: {mach['nproc']} cores, {mach['cpu']}, {mach['ram_gb']} GB RAM, shared with other "
+                    f"developers' jobs while this ran. Date: {mach['date']}.", ""]
+    return section
+
+
 def splice_goals(text: str, section: list[str]) -> str:
     """``text`` (RESULTS.md) with its issue-10 section replaced, or added before the notes."""
     block = "\n".join(section) + "\n\n"
@@ -435,14 +446,8 @@ def main() -> None:
         return
 
     if args.goals:
-        mach = machine()
-        load_start = os.getloadavg()
-        print(f"machine: {mach['nproc']} × {mach['cpu']}, {mach['ram_gb']} GB RAM; {mach['date']}")
-        g = run_goals(args.repeats)
-        load = f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-        section = goals_report(g, load)
-        section[2:2] = [f"Machine: {mach['nproc']} cores, {mach['cpu']}, {mach['ram_gb']} GB RAM, shared with other "
-                        f"developers' jobs while this ran. Date: {mach['date']}.", ""]
+        print(f"machine: {machine()['cpu']}; {machine()['date']}")
+        section = goals_section(args.repeats)
         print("\n".join(section))
         results = HERE / "RESULTS.md"
         if not args.no_write:
@@ -481,6 +486,8 @@ def main() -> None:
         print_case(name, res)
     mach["load"] = f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     text = report(mach, rows, args)
+    if not args.quick:
+        text = splice_goals(text, goals_section(args.repeats))
     print(text)
     if not args.no_write and not args.quick:
         (HERE / "RESULTS.md").write_text(text, encoding="utf-8")

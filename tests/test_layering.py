@@ -25,12 +25,6 @@ ALLOWED = {
     "carecircle.maps": ("carecircle.maps", "carecircle.coverage.analysis", "carecircle.coverage.profile",
                         "carecircle.layers", "carecircle.errors"),
 }
-#: Edges that break the rule today, each with the change that removes it. The test fails
-#: when one disappears, so the entry is deleted with the import.
-KNOWN = {
-    ("carecircle.maps.labels", "carecircle.coverage.standards"):
-        "the label tables move out of coverage/standards.py into maps/ (issue 10, branch h11)",
-}
 
 
 def modules(folders: dict[str, Path]) -> dict[str, Path]:
@@ -75,10 +69,7 @@ def forbidden_edges(folders: dict[str, Path]) -> set[tuple[str, str]]:
 
 def test_no_stage_imports_upstream_or_past_the_front_door():
     edges = forbidden_edges({p: REPO / f for p, f in FOLDERS.items()})
-    new = sorted(edges - set(KNOWN))
-    assert not new, "forbidden imports: " + "; ".join(f"{a} imports {b}" for a, b in new)
-    gone = sorted(set(KNOWN) - edges)
-    assert not gone, "no longer imported, delete from KNOWN: " + "; ".join(f"{a} → {b}" for a, b in gone)
+    assert not edges, "forbidden imports: " + "; ".join(f"{a} imports {b}" for a, b in sorted(edges))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import SHARED_DATA
 
 from carecircle.config import load_config, parse_config
 from carecircle.coverage.profile import load_profile
@@ -18,7 +18,7 @@ from carecircle.coverage.sensitivity import speed_sensitivity
 from carecircle.errors import InputError
 from carecircle.pipeline import run
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 LONGGANG = DATA / "osm" / "shenzhen_longgang_2019.osm"
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyproj
 import pytest
 import shapely
+from conftest import SHARED_DATA
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.reach import nearest_distance
@@ -30,7 +31,7 @@ from carecircle.coverage.snap import snap_points
 from carecircle.layers import network as nw
 from carecircle.layers.osm import read_osm
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 OSM_FILES = sorted((DATA / "osm").glob("*.osm")) if DATA.is_dir() else []
 WAY_TAGS = ["access", "area", "foot", "highway", "motorroad", "service", "sidewalk", "sidewalk:both",
             "sidewalk:left", "sidewalk:right", "wheelchair", "ramp", "ramp:wheelchair"]
