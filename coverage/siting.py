@@ -309,25 +309,21 @@ def _reduce(cover: csr_array, demand: Demand) -> _Model:
     # Merge points with the same covering candidates (and community): a hash of the set.
     t = sub.T.tocsr()
     t.sort_indices()
-    rng = np.random.default_rng(0)
-    r1, r2 = rng.integers(1, 2**62, size=(2, max(len(cand), 1)), dtype=np.int64)
-    cnt = np.diff(t.indptr)
-    nonempty = cnt > 0
-    with np.errstate(over="ignore"):
-        h1 = np.zeros(len(pts), dtype=np.int64)
-        h2 = np.zeros(len(pts), dtype=np.int64)
-        if t.nnz:
-            starts = t.indptr[:-1][nonempty]
-            h1[nonempty] = np.add.reduceat(r1[t.indices], starts)
-            h2[nonempty] = np.add.reduceat(r2[t.indices], starts)
+    keys = _row_keys(t)
     com = demand.community[pts] if by_com else np.full(len(pts), -1)
-    keep = nonempty  # a point no candidate reaches cannot change
-    key = np.stack([com[keep], cnt[keep], h1[keep], h2[keep]], axis=1)
+    keep = keys[:, 0] > 0  # a point no candidate reaches cannot change
+    key = np.column_stack([com[keep], keys[keep]])
     _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inv = inv.ravel()
     kept = np.flatnonzero(keep)
     value = np.bincount(inv, weights=demand.value[pts][kept], minlength=len(first))
     a = csr_array(t[kept[first]].T.tocsr())
+    # Candidates reaching exactly the same points are interchangeable: keep one of each.
+    a.sort_indices()
+    same = _row_keys(a)
+    _, one = np.unique(same, axis=0, return_index=True)
+    one = np.sort(one)
+    cand, a = cand[one], csr_array(a[one])
     merged_com = com[kept[first]]
     share = np.zeros(len(first))
     com_id = np.zeros(0, dtype=np.int64)
@@ -347,6 +343,20 @@ def _reduce(cover: csr_array, demand: Demand) -> _Model:
         com_id, need = open_ids, need_all[open_ids]
     return _Model(cand=cand, a=a, value=value, com=merged_com, share=share, need=need, com_id=com_id,
                   value_total=float(value.sum()), by_community=by_com)
+
+
+def _row_keys(a: csr_array) -> np.ndarray:
+    """A key per row of a sorted boolean CSR matrix: (count, two random 64-bit hashes of its set)."""
+    rng = np.random.default_rng(1)
+    r1, r2 = rng.integers(1, 2**62, size=(2, max(a.shape[1], 1)), dtype=np.int64)
+    cnt = np.diff(a.indptr)
+    h1, h2 = np.zeros(a.shape[0], dtype=np.int64), np.zeros(a.shape[0], dtype=np.int64)
+    full = cnt > 0
+    with np.errstate(over="ignore"):
+        if a.nnz:
+            h1[full] = np.add.reduceat(r1[a.indices], a.indptr[:-1][full])
+            h2[full] = np.add.reduceat(r2[a.indices], a.indptr[:-1][full])
+    return np.stack([cnt, h1, h2], axis=1)
 
 
 def _target(demand: Demand, m: _Model, share: float) -> tuple[float, bool]:
