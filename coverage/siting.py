@@ -130,6 +130,9 @@ class Solution:
         ``min_sites``: whether the requested target can be reached with the candidates.
     model : dict
         Size of the integer program after the reductions.
+    plan_from : str
+        ``solver`` (HiGHS's plan), ``greedy`` (the time limit passed before HiGHS had any
+        plan: the greedy plan, not proven) or ``trivial`` (nothing to choose).
     """
 
     chosen: np.ndarray
@@ -145,6 +148,7 @@ class Solution:
     target: float | None = None
     target_reachable: bool = True
     model: dict = field(default_factory=dict)
+    plan_from: str = "solver"
 
 
 def evaluate(cover: csr_array, demand: Demand, chosen) -> tuple[np.ndarray, np.ndarray | None, float]:
@@ -232,10 +236,12 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
         (objective == "min_sites" and target_abs is not None and target_abs <= 1e-12)
     if trivial:
         chosen_local, status, optimal, gap, bound, solver = np.zeros(0, dtype=np.int64), "trivial", True, 0.0, None, "none"
+        plan_from = "trivial"
         if objective == "max_coverage":
             bound = 0.0
     else:
-        chosen_local, status, optimal, gap, bound = _highs(m, objective, new_sites, target_abs, time_limit_s, capacity, greedy_x)
+        chosen_local, status, optimal, gap, bound, plan_from = _highs(m, objective, new_sites, target_abs, time_limit_s,
+                                                                      capacity, greedy_x)
         solver = _solver_name()
     chosen = m.cand[_rank(m, chosen_local)]
     _, _, gain = evaluate(cover, demand, chosen)
@@ -244,7 +250,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
     value = float(len(chosen)) if objective == "min_sites" else gain
     return Solution(chosen=chosen, value=value, weight_gain=gain, optimal=optimal, gap=gap, bound=bound, status=status,
                     solver=solver, solve_s=time.perf_counter() - t0, greedy_value=float(greedy_value),
-                    target=target_abs, target_reachable=reachable,
+                    target=target_abs, target_reachable=reachable, plan_from=plan_from,
                     model={"candidates": int(m.n_cand), "points": int(m.n_pts), "communities": int(m.n_com),
                            "nnz": int(m.a.nnz)})
 
@@ -458,7 +464,7 @@ def _capacitated_gain(m: _Model, chosen: np.ndarray, capacity: float) -> float:
     sol = _highs(_Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
                         need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=False),
                  "max_coverage", len(chosen), None, 60.0, capacity, np.arange(len(chosen)), fix_all=True)
-    return float(sol[4]) if sol[4] is not None else 0.0
+    return float(sol[4])
 
 
 def _solver_name() -> str:
@@ -470,7 +476,8 @@ def _solver_name() -> str:
 def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False):
     """Build the integer program of the reduced model, solve it with HiGHS.
 
-    Returns ``(chosen, status, optimal, gap, bound)`` with ``bound`` on the primary objective.
+    Returns ``(chosen, status, optimal, gap, bound, plan_from)`` with ``bound`` on the primary
+    objective.
     """
     import highspy
 
@@ -555,7 +562,7 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     info = h.getInfo()
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
-        return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt])
+        return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt]), "solver"
     has_sol = bool(info.primal_solution_status)
     sol = np.asarray(h.getSolution().col_value) if has_sol else np.zeros(n)
     optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
@@ -584,9 +591,9 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         if h.getInfo().primal_solution_status:
             sol = np.asarray(h.getSolution().col_value)
     chosen = np.flatnonzero(sol[:nc] > 0.5)
-    if not has_sol and len(warm):
-        chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
-    return chosen, status, optimal, gap, bound
+    if not has_sol:
+        return warm, status, False, None, bound, "greedy"  # no incumbent within the time limit
+    return chosen, status, optimal, gap, bound, "solver"
 
 
 def _new_highs():
@@ -822,6 +829,7 @@ def plan_sites(graph, candidates, targets, *, candidate_ids, candidate_names, ex
         "gap": sol.gap,
         "bound": sol.bound,
         "status": sol.status,
+        "plan_from": sol.plan_from,
         "solver": sol.solver,
         "solve_s": round(sol.solve_s, 3),
         "time_limit_s": time_limit_s,
