@@ -44,6 +44,8 @@ sys.path.insert(0, str(HERE))
 CUTOFF_M = 1000.0
 SERVICES = ("day_care", "meal", "street_centre")
 OSMNX_SAMPLE = 10  # facilities per service timed with the OSMnx-example method
+#: The end-to-end case of issue 10: ``carecircle run`` on a 300 × 300 jittered grid.
+RUN_CASE = {"nodes": 90_000, "people": 40_000, "facilities": 3_000}
 XINWU = HERE.parents[1] / "shared" / "data" / "wuxi_xinwu" / "xinwu_road_centerlines.gpkg"
 
 
@@ -51,14 +53,18 @@ XINWU = HERE.parents[1] / "shared" / "data" / "wuxi_xinwu" / "xinwu_road_centerl
 
 
 def load_case(name: str):
-    """The named case: ``grid:<nodes>`` or ``xinwu``."""
+    """The named case: ``grid:<nodes>``, ``run`` (:data:`RUN_CASE`) or ``xinwu``."""
+    if name == "run":
+        from synth import grid_case
+
+        return grid_case(RUN_CASE["nodes"], n_people=RUN_CASE["people"], n_facilities=RUN_CASE["facilities"])
     if name.startswith("grid:"):
         from synth import grid_case
 
         return grid_case(int(name.split(":")[1]))
     from synth import DENSITY, Case
 
-    from carecircle.layers.network import read_lines
+    from carecircle.layers.lines import read_lines
 
     net = read_lines(XINWU)
     x0, y0, x1, y1 = net.edges.total_bounds
@@ -266,6 +272,97 @@ def spawn(method: str, case_name: str, extra: str = "", timeout: float = 1800) -
     return {"error": tail[:200]}
 
 
+
+# --------------------------------------------------------------------------- issue 10 goals
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, of the child and its threads) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    s = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    wall = time.perf_counter() - s
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_goals(repeats: int = 5) -> dict:
+    """Issue 10's goals, measured in one run, interleaved so that both sides see the same load.
+
+    ``carecircle run`` with table outputs only (a fresh process: start-up, reading the
+    files, analysis, writing) on :data:`RUN_CASE` against the OSMnx example on the same
+    network, facilities and people; and ``carecircle --help``. Medians of ``repeats`` runs.
+    """
+    import tempfile
+
+    from synth import write_run_inputs
+
+    exe = str(Path(sys.executable).with_name("carecircle"))
+    runs, osmnx, helps = [], [], []
+    with tempfile.TemporaryDirectory(prefix="cc-bench-") as tmp:
+        config = write_run_inputs(load_case("run"), Path(tmp) / "input")
+        for i in range(repeats):
+            print(f"  run case: repeat {i + 1} of {repeats} ...", flush=True)
+            runs.append(_timed([exe, "run", str(config), "--out", str(Path(tmp) / f"out{i}")]))
+            osmnx.append(spawn("osmnx_example", "run"))
+            helps += [_timed([exe, "--help"]) for _ in range(2)]
+        summary = json.loads((Path(tmp) / "out0" / "summary.json").read_text(encoding="utf-8"))
+    ok = [r for r in osmnx if r and "time" in r]
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    return {
+        "run_wall": med([w for w, _ in runs]), "run_cpu": med([c for _, c in runs]),
+        "run_all": [round(w, 2) for w, _ in runs],
+        "help_wall": med([w for w, _ in helps]), "help_cpu": med([c for _, c in helps]),
+        "help_all": [round(w, 3) for w, _ in helps],
+        "osmnx": med([r["time"] for r in ok]) if ok else None, "osmnx_all": [round(r["time"], 1) for r in ok],
+        "osmnx_per_facility": med([r["per_facility"] for r in ok]) if ok else None,
+        "nodes": summary["network"]["nodes"], "edges": summary["network"]["edges"],
+        "facilities": summary["inputs"]["facilities"]["kept"], "people_points": summary["population"]["points"],
+        "outputs": summary["outputs"], "repeats": repeats,
+    }
+
+
+def goals_report(g: dict, load: str) -> list[str]:
+    """The RESULTS.md section for :func:`run_goals`."""
+    ratio = g["osmnx"] / g["run_wall"] if g["osmnx"] else None
+    lines = [
+        GOALS_HEADING, "",
+        f"`carecircle run` end to end (a fresh process: start-up, reading the files, analysis, writing "
+        f"{', '.join(o for o in g['outputs'] if o != 'summary.json')} and summary.json) on a "
+        f"300 × 300 jittered grid ({g['nodes']:,} nodes, {g['edges']:,} edges; streets as a GeoPackage line layer), "
+        f"{g['facilities']:,} facilities (CSV), {g['people_points']:,} population points (GeoPackage), 100 社区; "
+        f"against the OSMnx example (networkx `ego_graph` + convex hull per facility + point-in-polygon, timed on "
+        f"{OSMNX_SAMPLE} facilities per service and extrapolated to all {g['facilities']:,}; in-process, its file "
+        "reading not counted). Each side measured "
+        f"{g['repeats']} times, interleaved, median shown; 1-minute load average {load}.", "",
+        "| measure | median | all runs | goal | |",
+        "|---|---|---|---|---|",
+        f"| `carecircle run` (tables only), wall | **{g['run_wall']:.2f} s** (CPU {g['run_cpu']:.2f} s) "
+        f"| {', '.join(f'{x:.2f}' for x in g['run_all'])} | | |",
+        f"| OSMnx example, same case | {g['osmnx']:.1f} s ({g['osmnx_per_facility'] * 1000:.0f} ms per facility) "
+        f"| {', '.join(f'{x:.1f}' for x in g['osmnx_all'])} | | |" if g["osmnx"] else "| OSMnx example | failed | | | |",
+        f"| ratio | **{ratio:.1f}×** | | ≥ 30× | {'met' if ratio >= 30 else '**missed**'} |" if ratio else "| ratio | — | | ≥ 30× | |",
+        f"| `carecircle --help`, wall | **{g['help_wall']:.2f} s** (CPU {g['help_cpu']:.2f} s) "
+        f"| {', '.join(f'{x:.2f}' for x in g['help_all'])} | < 0.5 s | {'met' if g['help_wall'] < 0.5 else '**missed**'} |",
+        "",
+        "Command: `.venv/bin/python bench/run.py --goals` (this section only; `make bench` runs everything).",
+    ]
+    return lines
+
+
+GOALS_HEADING = "## End-to-end run and start-up (issue 10)"
+
+
+def splice_goals(text: str, section: list[str]) -> str:
+    """``text`` (RESULTS.md) with its issue-10 section replaced, or added before the notes."""
+    block = "\n".join(section) + "\n\n"
+    if GOALS_HEADING in text:
+        head, rest = text.split(GOALS_HEADING, 1)
+        tail = rest[rest.index("\n## "):].lstrip("\n") if "\n## " in rest else ""
+        return head + block + tail
+    return text.replace("## Notes", block + "## Notes", 1)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -315,6 +412,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10k-node grid only")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    ap.add_argument("--goals", action="store_true", help="issue 10's end-to-end and start-up goals only "
+                    "(their section of bench/RESULTS.md is replaced)")
+    ap.add_argument("--repeats", type=int, default=5, help="repeats of each --goals measurement")
     ap.add_argument("--worker")
     ap.add_argument("--case")
     ap.add_argument("--extra", default="")
@@ -323,6 +423,21 @@ def main() -> None:
         worker(args.worker, args.case, args.extra)
         return
 
+    if args.goals:
+        mach = machine()
+        load_start = os.getloadavg()
+        print(f"machine: {mach['nproc']} × {mach['cpu']}, {mach['ram_gb']} GB RAM; {mach['date']}")
+        g = run_goals(args.repeats)
+        load = f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        section = goals_report(g, load)
+        section[2:2] = [f"Machine: {mach['nproc']} cores, {mach['cpu']}, {mach['ram_gb']} GB RAM, shared with other "
+                        f"developers' jobs while this ran. Date: {mach['date']}.", ""]
+        print("\n".join(section))
+        results = HERE / "RESULTS.md"
+        if not args.no_write:
+            results.write_text(splice_goals(results.read_text(encoding="utf-8"), section), encoding="utf-8")
+            print(f"wrote {results}")
+        return
     sizes = [10_000] if args.quick else args.sizes
     cases = [f"grid:{n}" for n in sizes]
     if not args.quick and XINWU.exists():

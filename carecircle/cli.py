@@ -1,11 +1,12 @@
 """The ``carecircle`` command line.
 
 Subcommands mirror the library: ``run`` (the pipeline), ``demo`` (sample district + run),
-``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a config), ``compare`` (two
-runs), ``profiles`` (list or show the standards profiles).
+``sample`` (write the sample district only), ``site`` (where to build next), ``check`` (validate a
+config), ``compare`` (two or more runs), ``profiles`` (list or show the standards profiles),
+``batch`` (many runs on Dask).
 
 Exit codes: 0 success; 2 bad input or config (one line naming the file, row or key; no
-traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (nothing half-written left).
+traceback); 1 internal error; 130 / 143 stopped by Ctrl-C / SIGTERM (a run leaves no half-written folder).
 
 Everything echoed is printed literally (no rich markup is read from a path, a header or a
 profile title) and without the control characters (ANSI/OSC escapes) an input file may carry.
@@ -247,6 +248,30 @@ def profiles(name: Optional[str] = typer.Argument(None, help="Show one profile i
     typer.echo(json.dumps(load_profile(name).model_dump(mode="json"), ensure_ascii=False, indent=2))
 
 
+@app.command()
+def batch(
+    batch_file: Path = typer.Argument(..., help="Batch YAML: runs: [{name, config, overrides}] or config: + tiles: {by: streets | grid_m: M}."),
+    out: Path = typer.Option(..., "--out", "-o", help="Batch folder: OUT/<name>/ per run, province outputs at the top."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler (tcp://host:8786)."),
+    resume: bool = typer.Option(False, "--resume", help="Rerun only the runs that failed or are missing."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: one per core)."),
+) -> None:
+    """Run many districts (or one region in tiles) on dask.distributed and merge the outputs.
+
+    A failed run is reported with its name and error while the others go on; the batch then
+    exits with 2, listing the failures (rerun them with --resume).
+    """
+    from carecircle.batch import run_batch
+
+    result = run_batch(batch_file, out, scheduler=scheduler, workers=workers, resume=resume, log=_log)
+    if result.failures:
+        for rec in result.failures:
+            console.print(f"[bold red]carecircle: failed:[/bold red] {rec['name']}: {rec['error']}", highlight=False)
+        console.print(f"{len(result.failures)} of {len(result.tasks)} run(s) failed; fix them and rerun with --resume")
+        raise typer.Exit(2)
+    console.print(f"[bold green]完成 done[/bold green] {len(result.tasks)} run(s) → {out}  (overview: {out / 'overview.html'})")
+
+
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
     if value is not None and value not in allowed:
         raise InputError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
@@ -257,22 +282,25 @@ def main() -> None:
     """Entry point: map errors to exit codes (2 bad input, 1 internal) with one-line messages.
 
     typer handles its own usage errors (exit 2) and ``--help`` by raising SystemExit, which
-    passes through; everything else is caught here. SIGTERM is turned into an exception so that
-    the run removes its staging folder and its chromium child on the way out, as on Ctrl-C.
+    passes through; everything else is caught here. Ctrl-C and SIGTERM are turned into one
+    exception (typer would swallow a KeyboardInterrupt silently) so that the run removes its
+    staging folder and its chromium child on the way out and says so in one line.
     """
     from carecircle import outdir
 
-    signal.signal(signal.SIGTERM, outdir.raise_on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, outdir.raise_on_signal)
     try:
         app()
     except InputError as err:
         _say(("carecircle: error:", "bold red"), " ", str(err))
         sys.exit(2)
     except KeyboardInterrupt:
-        _say(("carecircle: stopped", "bold red"), " (Ctrl-C); no output was changed")
+        _say(("carecircle: stopped", "bold red"), " (Ctrl-C)")
         sys.exit(130)
     except outdir.Interrupted as err:
-        _say(("carecircle: stopped", "bold red"), f" ({err}); no output was changed")
+        # A run's earlier output is untouched and its staging folder gone (carecircle.outdir).
+        _say(("carecircle: stopped", "bold red"), f" ({'Ctrl-C' if err.signum == signal.SIGINT else err})")
         sys.exit(err.exit_code)
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1, say how to report
         _say(("carecircle: internal error:", "bold red"), f" {type(err).__name__}: {err} "

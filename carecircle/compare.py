@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from carecircle.errors import InputError
+from carecircle.maps.cells import for_csv
 
 #: Change words in the comparison table → Chinese.
 CHANGES_ZH = {
@@ -247,7 +248,7 @@ def write_comparison(result: Comparison, out_dir: str | Path, lang: str = "zh") 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / "compare.csv", out / "compare.json"
-    comparison_table(result, lang).to_csv(csv_path, index=False, encoding="utf-8-sig")
+    for_csv(comparison_table(result, lang)).to_csv(csv_path, index=False, encoding="utf-8-sig")
 
     def records(df: pd.DataFrame) -> list[dict]:
         # pandas rounds to 10 significant digits by default: a delta would no longer equal b − a.

@@ -57,6 +57,11 @@ class NetworkConfig(_Section):
     include_private: bool = False
     max_snap_m: float = Field(300.0, gt=0, le=10_000)
     min_component_nodes: int = Field(50, ge=1, le=1_000_000)
+    # Walk rules of an OSM extract (README "Walk rules"): the network an older person walks.
+    step_free: bool = False
+    cycleways: bool | Literal["foot_yes"] = True
+    pedestrian_areas: Literal["across", "outline", "none"] = "across"
+    clip_margin_m: float | None = Field(None, ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _one_source(self) -> "NetworkConfig":
@@ -83,6 +88,9 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
+    #: Places per day (服务能力), the capacity measures' supply (coverage/capacity.py): one column
+    #: for every service, or per service (``{meal: 日供餐量, day_care: 托位}``).
+    capacity: str | dict[str, str] | None = None
     address: str | None = None
     encoding: str | None = None
     sheet: str | None = None
@@ -90,7 +98,12 @@ class FacilitiesConfig(_Section):
 
     def columns(self) -> dict[str, str]:
         keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if isinstance(self.capacity, dict):
+            out.update({f"capacity_{s}": col for s, col in self.capacity.items()})
+        elif self.capacity is not None:
+            out["capacity"] = self.capacity
+        return out
 
 
 class PopulationConfig(_Section):
@@ -159,6 +172,9 @@ class WalkConfig(_Section):
     speed_kmh: float | None = Field(None, ge=0.5, le=20)
     distance_m: float | None = Field(None, gt=0, le=20_000)
     rings_minutes: list[Annotated[float, Field(gt=0, le=120)]] | None = None
+    # Coverage at each of the profile's walk.speed_presets, and on the step-free network too.
+    sensitivity: bool = False
+    compare_step_free: bool = False
 
     @model_validator(mode="after")
     def _not_both(self) -> "WalkConfig":
@@ -209,10 +225,11 @@ class ScenarioFacility(_Section):
     crs: str = "wgs84"
     floor_area: float | None = Field(None, ge=0, le=1e7)
     beds: float | None = Field(None, ge=0, le=1e6)
+    capacity: float | None = Field(None, ge=0, le=1e7)
 
     @model_validator(mode="after")
     def _on_earth(self) -> "ScenarioFacility":
-        _lonlat(self.lon, self.lat, f"{self.name}: lon/lat")
+        _lonlat(self.lon, self.lat, f"{self.name or 'facility'}: lon/lat")
         return self
 
 
@@ -289,7 +306,8 @@ class RunConfig(_Section):
 
     def input_files(self) -> list[Path]:
         """Every input file the config names (their folders are never an output folder)."""
-        return [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        files = [getattr(owner, name) for owner, name, _ in _path_fields(self)]
+        return files + ([Path(self.profile)] if _is_profile_path(self.profile) else [])
 
     def wants(self, fmt: str) -> bool:
         """Whether output ``fmt`` is requested (summary always is)."""

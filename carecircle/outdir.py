@@ -34,7 +34,10 @@ MARKER = ".carecircle"
 MIN_FREE_BYTES = 50 * 2**20
 #: ``carecircle compare`` writes here inside a run's folder by default; it belongs to the run.
 COMPARE_DIR = "compare"
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# Errors that are the output location's whatever file they name; permission errors only when
+# they name a file of the staging folder (an unreadable input is the input's problem).
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_PERMISSION_ERRORS = {errno.EACCES, errno.EPERM}
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 Log = Callable[[str], None]
@@ -217,9 +220,10 @@ def write_marker(folder: Path, files: Iterable[str] = ()) -> None:
     (folder / MARKER).write_text(json.dumps({"carecircle": __version__, "files": sorted(files)}), encoding="utf-8")
 
 
-def write_failure(err: OSError, where: Path) -> InputError | None:
-    """An :class:`InputError` for a full disk / read-only / permission failure at ``where``, else None."""
-    if err.errno not in _WRITE_ERRORS:
+def write_failure(err: OSError, where: Path, tmp: Path) -> InputError | None:
+    """An :class:`InputError` for a full disk / read-only / permission failure writing ``tmp``, else None."""
+    in_tmp = err.filename is not None and str(err.filename).startswith(str(tmp))
+    if not (err.errno in _DISK_ERRORS or (err.errno in _PERMISSION_ERRORS and in_tmp)):
         return None
     return InputError(f"--out {where}: cannot write ({os.strerror(err.errno)}); free some space or choose a "
                       "folder you can write to")
@@ -250,13 +254,31 @@ def staging(target: Path, log: Log = print) -> Iterator[Path]:
                          f"{MIN_FREE_BYTES // 2**20} MB needed); free some space or choose another folder")
     try:
         yield tmp
-    except OSError as err:
+    except InputError:
         _remove(tmp)
-        raise write_failure(err, target) or err from None
+        raise
+    except Exception as err:
+        _remove(tmp)
+        # GDAL reports a full disk as its own error, not as ENOSPC: ask the disk.
+        full = _free(parent) < MIN_FREE_BYTES
+        failure = write_failure(err, target, tmp) if isinstance(err, OSError) else None
+        if failure is None and full:
+            failure = InputError(f"--out {target}: cannot write (the disk is full); free some space or choose "
+                                 "another folder")
+        if failure is None:
+            raise
+        raise failure from None
     except BaseException:
         _remove(tmp)
         raise
     _remove(tmp)
+
+
+def _free(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return MIN_FREE_BYTES
 
 
 def _remove(tmp: Path) -> None:

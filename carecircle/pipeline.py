@@ -13,17 +13,19 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 import carecircle
 from carecircle import outdir
-from carecircle.config import RunConfig
+from carecircle.config import NetworkConfig, RunConfig
 from carecircle.coverage.analysis import REPORT_LIMIT_FACTOR, Analysis, Inputs, Log, Walk, analyse
 from carecircle.coverage.profile import Profile, load_profile
 from carecircle.layers import areas, facilities as facilities_layer, network as network_layer, population as population_layer
@@ -62,11 +64,10 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
     """The area the network covers, grown by the snap limit: inputs outside cannot be reached."""
-    hull = shapely.convex_hull(shapely.multipoints(network.nodes[["x", "y"]].to_numpy()))
-    return shapely.buffer(hull, margin_m)
+    return shapely.buffer(network.complete_area(), margin_m)
 
 
-def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs:
+def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=None) -> Inputs:
     """Read every input layer of ``config`` into the network's metric CRS.
 
     Parameters
@@ -76,20 +77,15 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         Supplies the facility-type keywords per service.
     log : callable
         Receives one progress line per layer.
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region: keep its core and halo only (see :mod:`carecircle.tiles`).
 
     Returns
     -------
     Inputs
     """
     net_cfg = config.network
-    if net_cfg.osm is not None:
-        net = network_layer.read_osm(net_cfg.osm, include_private=net_cfg.include_private)
-    elif net_cfg.lines is not None:
-        net = network_layer.read_lines(net_cfg.lines, layer=net_cfg.layer)
-    elif net_cfg.place is not None:
-        net = network_layer.download_place(net_cfg.place)
-    else:
-        net = network_layer.download_bbox(net_cfg.bbox)
+    net = read_network(net_cfg)
     target = net.crs
     log(f"路网 network: {net.stats['nodes']:,} nodes, {net.stats['edges']:,} edges ({target.to_string()})")
     area = _study_area(net, net_cfg.max_snap_m)
@@ -104,7 +100,7 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
-                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds"]),
+                                  columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
@@ -148,7 +144,29 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print) -> Inputs
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
+    if clip is not None:  # after every filter, so a tile keeps and rejects the rows the whole run does
+        net, fac, pop, communities, estates, streets = clip.apply(net, fac, pop, communities, estates, streets)
+        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
+            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
     return Inputs(net, fac, pop, communities, estates, streets, reports)
+
+
+def read_network(net_cfg: NetworkConfig, *, step_free: bool | None = None) -> network_layer.Network:
+    """The walk network the config names; ``step_free`` overrides ``network.step_free``
+    (for the step-free comparison)."""
+    from carecircle.layers import lines, online, osm
+
+    if net_cfg.osm is not None:
+        return osm.read_osm(
+            net_cfg.osm, include_private=net_cfg.include_private,
+            step_free=net_cfg.step_free if step_free is None else step_free, cycleways=net_cfg.cycleways,
+            pedestrian_areas=net_cfg.pedestrian_areas, clip_margin_m=net_cfg.clip_margin_m,
+        )
+    if net_cfg.lines is not None:
+        return lines.read_lines(net_cfg.lines, layer=net_cfg.layer)
+    if net_cfg.place is not None:
+        return online.download_place(net_cfg.place)
+    return online.download_bbox(net_cfg.bbox)
 
 
 def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_report: LayerReport) -> None:
@@ -168,6 +186,57 @@ def _check_overlap(net, area, fac, pop, communities, config: RunConfig, fac_repo
             f"{config.facilities.path}: no usable facility: all {fac_report.read} rows rejected ({reasons}); "
             "check the coordinate columns and facilities.crs"
         )
+
+
+def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs, analysis: Analysis,
+                log: Log = print) -> dict:
+    """The summary.json sections ``walk.sensitivity`` and ``walk.compare_step_free`` ask for.
+
+    ``speed_sensitivity``: coverage of every circle service at each of the profile's
+    ``walk.speed_presets``, read off the distances already searched (the circle's minutes at
+    each speed; the profile's minutes when the circle is a distance). ``step_free_comparison``:
+    the coverage on the network as configured and on the other one (step-free or not), which
+    costs a second read of the extract and a second search per service.
+    """
+    from carecircle.coverage.sensitivity import speed_sensitivity
+
+    out: dict = {}
+    services = list(profile.circle_services)
+    if config.walk.sensitivity:
+        minutes = walk.minutes if walk.minutes is not None else profile.walk.minutes
+        limit = walk.distance_m * REPORT_LIMIT_FACTOR
+        out["speed_sensitivity"] = {
+            "minutes": minutes, "search_limit_m": limit,
+            "rows": speed_sensitivity(analysis.population, services, minutes=minutes,
+                                      presets=profile.walk.speed_presets, search_limit_m=limit),
+        }
+        log("步速 walking speed: " + "; ".join(
+            f"{row['speed_kmh']:g} km/h " + ", ".join(
+                f"{k} {row['services'][k]['elderly_covered_share'] or 0:.1%}" for k in services)
+            for row in out["speed_sensitivity"]["rows"]) + " of elderly within the circle")
+    if config.walk.compare_step_free:
+        if config.network.osm is None:
+            raise InputError(f"{config.source}: walk.compare_step_free: needs network.osm "
+                             "(the step-free rules read the OSM tags of steps, ramps and kerbs)")
+        other_net = read_network(config.network, step_free=not config.network.step_free)
+        other = analyse(replace(inputs, network=other_net), profile, walk, max_snap_m=config.network.max_snap_m,
+                        min_component_nodes=config.network.min_component_nodes, polygons=False,
+                        lang=config.output.lang, log=lambda line: None)
+        runs = {config.network.step_free: (inputs.network, analysis), not config.network.step_free: (other_net, other)}
+        out["step_free_comparison"] = {
+            name: {
+                "network": {k: runs[free][0].stats[k] for k in ("nodes", "edges", "components", "excluded_by_reason")},
+                "services": {k: {m: runs[free][1].services[k][m] for m in (
+                    "population_covered", "elderly_covered", "population_covered_share", "elderly_covered_share")}
+                    for k in services},
+            }
+            for name, free in (("standard", False), ("step_free", True))
+        }
+        log("无障碍 step-free: " + ", ".join(
+            f"{k} {out['step_free_comparison']['standard']['services'][k]['elderly_covered_share'] or 0:.1%} → "
+            f"{out['step_free_comparison']['step_free']['services'][k]['elderly_covered_share'] or 0:.1%}"
+            for k in services) + " of elderly within the circle")
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -241,6 +310,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         },
         "streets": _jsonable(streets.to_dict(orient="records")),
         "city": _jsonable(analysis.city),
+        "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
 
@@ -385,7 +455,8 @@ def _note_overlaps(inputs: Inputs, log: Log) -> None:
     log(f"注意 note: {note}")
 
 
-def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print) -> tuple[Profile, Walk, Inputs]:
+def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = print,
+                   clip=None) -> tuple[Profile, Walk, Inputs]:
     """Everything a run checks before its analysis: profile, walk, basemap key, layers, GBK names.
 
     ``carecircle check`` calls this too, so its "ok" means a run gets past loading.
@@ -396,6 +467,8 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     basemap : str, optional
         Overrides ``output.basemap``.
     log : callable
+    clip : carecircle.tiles.Clip, optional
+        One tile of a bigger region (passed to :func:`load_inputs`).
 
     Returns
     -------
@@ -407,7 +480,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     if config.wants("map"):
         _check_basemap(basemap or config.output.basemap)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
-    inputs = load_inputs(config, profile, log)
+    inputs = load_inputs(config, profile, log, clip=clip)
     _check_encodable(config, inputs)
     _note_overlaps(inputs, log)
     for rep in inputs.reports.values():
@@ -418,7 +491,7 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
 
 
 def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, basemap: str | None = None,
-        offline: bool | None = None, log: Log = print) -> dict:
+        offline: bool | None = None, log: Log = print, clip=None) -> dict:
     """Run the whole analysis of ``config`` into ``out_dir``.
 
     ``out_dir`` must be new, empty or an earlier carecircle output (:mod:`carecircle.outdir`);
@@ -434,6 +507,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         Override ``output.lang``, ``output.basemap`` and ``output.offline_map``.
     log : callable
         Progress lines.
+    clip : carecircle.tiles.Clip, optional
+        Run one tile of a bigger region (its core, with a halo); recorded as ``tile``.
 
     Returns
     -------
@@ -449,16 +524,20 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     guard = {"config_file": config.source, "inputs": config.input_files()}
     target = outdir.check_target(out_dir, **guard)
     with outdir.staging(target, log) as tmp:
-        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log)
+        profile, walk, inputs = prepare_inputs(config, basemap=basemap, log=log, clip=clip)
         lang = lang or config.output.lang
         analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                            min_component_nodes=config.network.min_component_nodes,
                            polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
         siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
+        checks = walk_checks(config, profile, walk, inputs, analysis, log=log)
         summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)
+        summary.update(checks)
         if siting is not None:
             summary["inputs"]["candidates"] = siting.report.to_dict()
             summary["siting"] = _jsonable(siting.plan.summary)
+        if clip is not None:
+            summary["tile"] = clip.record
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,

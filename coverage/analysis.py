@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from carecircle.coverage import circle, indicators, isochrones, reach, snap, standards
+from carecircle.coverage import capacity, circle, indicators, isochrones, reach, snap, standards
 from carecircle.coverage.graph import WalkGraph, build_graph
 from carecircle.coverage.profile import Profile
 from carecircle.layers.accounting import LayerReport
@@ -65,6 +65,8 @@ class Analysis:
     city: dict
     isochrones: gpd.GeoDataFrame
     services: dict[str, dict]
+    #: summary.json ``capacity``: supply, 2SFCA city means, allocation totals per service.
+    capacity: dict = field(default_factory=dict)
 
 
 def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, min_component_nodes: int,
@@ -132,6 +134,10 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
     )
     assessed = standards.assess(communities, fac, profile, streets=inputs.streets, population=pop,
                                 cutoff_m=walk.distance_m, lang=lang)
+    # Capacity against demand: one bounded search per facility, beside the verdicts.
+    cap = capacity.capacity_run(graph, fac, fac_snap, targets, pop["elderly"].to_numpy(float), cid, com, profile,
+                                circle_m=walk.distance_m, limit_m=walk.distance_m * REPORT_LIMIT_FACTOR)
+    fac, com_out, streets_out = capacity.join_capacity(cap, fac, assessed.communities, assessed.streets)
     iso = _isochrones(graph, fac, fac_snap, profile, walk if polygons else None)
     if polygons:
         log(f"等时圈 isochrones: {len(iso):,} polygons")
@@ -139,13 +145,14 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         graph_stats=graph.stats,
         facilities=fac,
         population=pop,
-        communities=assessed.communities,
-        streets=assessed.streets,
+        communities=com_out,
+        streets=streets_out,
         estates=indicators.estate_table(inputs.estates, com, profile) if inputs.estates is not None else None,
         actions=assessed.actions,
         city=assessed.city,
         isochrones=iso,
         services=services_summary,
+        capacity=cap.summary,
     )
 
 

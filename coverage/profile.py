@@ -33,12 +33,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class SpeedPreset(_Model):
+    """A walking speed the circle is tested at (the run config's ``walk.sensitivity``)."""
+
+    name: str
+    speed_kmh: float = Field(gt=0)
+    source: str = ""
+
+
 class Walk(_Model):
-    """The walking circle: ``minutes`` at ``speed_kmh`` gives the network distance."""
+    """The walking circle: ``minutes`` at ``speed_kmh`` gives the network distance.
+
+    ``speed_presets`` are the speeds of the sensitivity table (older people walk slower).
+    """
 
     minutes: float = Field(15.0, gt=0, le=120)
     speed_kmh: float = Field(4.0, ge=0.5, le=20)
     source: str = ""
+    speed_presets: list[SpeedPreset] = Field(default_factory=list)
 
 
 class ServiceSpec(_Model):
@@ -162,6 +174,78 @@ class SubDistrict(_Model):
     large_centres: LargeCentres | None = None
 
 
+class CapacitySupply(_Model):
+    """Where one service's capacity (places: seats, meals or beds per day) comes from.
+
+    Per facility, the first of ``columns`` with a known value is used: ``capacity`` (the
+    facilities' ``capacity`` column, e.g. 日供餐量 or 托位), ``beds``, or ``floor_area``
+    divided by ``m2_per_place``. A facility with none of them has no capacity: it is listed
+    and left out of the capacity measures, never counted as 0 or as unlimited.
+    """
+
+    columns: list[Literal["capacity", "beds", "floor_area"]] = Field(default_factory=lambda: ["capacity"])
+    #: Floor area per place (m²), for ``floor_area``; its document in ``m2_per_place_source``,
+    #: or the words "local assumption" when no document states it.
+    m2_per_place: float | None = Field(None, gt=0)
+    m2_per_place_source: str = ""
+
+    @model_validator(mode="after")
+    def _norm_given(self) -> CapacitySupply:
+        if "floor_area" in self.columns and self.m2_per_place is None:
+            raise ValueError("columns: floor_area needs m2_per_place (m² of floor area per place)")
+        if not self.columns:
+            raise ValueError("columns: name at least one of capacity, beds, floor_area")
+        return self
+
+
+class Decay(_Model):
+    """The distance decay of the Gaussian E2SFCA, zero beyond ``reach_m``.
+
+    ``dai``: G(d) = (e^(−½(d/d₀)²) − e^(−½)) / (1 − e^(−½)) with d₀ = ``reach_m`` (Dai 2010,
+    the form the Chinese 养老设施 accessibility studies use: 1 at the door, 0 at the reach).
+    ``plain``: e^(−d²/2σ²) with σ = ``sigma_m`` (pysal ``access`` ``weights.gaussian``).
+    """
+
+    form: Literal["dai", "plain"] = "dai"
+    #: Catchment of the decay (m); null is the walking circle.
+    reach_m: float | None = Field(None, gt=0)
+    sigma_m: float | None = Field(None, gt=0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _sigma_given(self) -> Decay:
+        if self.form == "plain" and self.sigma_m is None:
+            raise ValueError("sigma_m: required for form plain")
+        return self
+
+
+class Balance(_Model):
+    """供需比 classes per sub-district: supply per 1000 elderly ÷ a base.
+
+    The base is ``norm_per_1000_elderly[service]`` when the profile states one, else the
+    city mean; below ``under_below`` is under-supplied, above ``over_above`` over-supplied.
+    """
+
+    under_below: float = Field(0.8, ge=0)
+    over_above: float = Field(1.2, ge=0)
+    norm_per_1000_elderly: dict[str, float] = Field(default_factory=dict)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Balance:
+        if self.over_above < self.under_below:
+            raise ValueError("over_above must be ≥ under_below")
+        return self
+
+
+class Capacity(_Model):
+    """Capacity against demand (2SFCA, Gaussian E2SFCA, load, allocation): see coverage/capacity.py."""
+
+    services: dict[str, CapacitySupply] = Field(default_factory=lambda: {"day_care": CapacitySupply(), "meal": CapacitySupply()})
+    decay: Decay = Field(default_factory=Decay)
+    balance: Balance = Field(default_factory=Balance)
+
+
 class Profile(_Model):
     """A validated standards profile (see the module docstring)."""
 
@@ -182,6 +266,7 @@ class Profile(_Model):
     station: Station = Field(default_factory=Station)
     per_capita: PerCapita | None = None
     sub_district: SubDistrict = Field(default_factory=SubDistrict)
+    capacity: Capacity = Field(default_factory=Capacity)
 
     @model_validator(mode="after")
     def _services_known(self) -> Profile:
@@ -193,6 +278,8 @@ class Profile(_Model):
             "station.services": self.station.services,
             "sub_district.centre_services": self.sub_district.centre_services,
             "coverage_targets": list(self.coverage_targets),
+            "capacity.services": list(self.capacity.services),
+            "capacity.balance.norm_per_1000_elderly": list(self.capacity.balance.norm_per_1000_elderly),
         }
         if self.sub_district.large_centres is not None:
             refs["sub_district.large_centres.services"] = self.sub_district.large_centres.services

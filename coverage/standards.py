@@ -715,6 +715,23 @@ _SERVICE_LABELS = {
     "meets_target_{s}": ("{zh}达标", "meets target, {en}"),
 }
 
+# Capacity columns (coverage/capacity.py), per service of profile.capacity.services.
+_CAPACITY_LABELS = {
+    "capacity_{s}": ("{zh}服务能力（位）", "{en} capacity (places)"),
+    "capacity_basis_{s}": ("{zh}服务能力来源", "{en} capacity from"),
+    "elderly_in_catchment_{s}": ("{zh}步行圈内老年人", "elderly within the circle of the {en}"),
+    "load_{s}": ("{zh}饱和度", "{en} load (elderly ÷ places)"),
+    "served_{s}": ("{zh}分配服务老年人", "elderly allocated to the {en}"),
+    "supply_per_1000_elderly_{s}": ("每千名老人{zh}服务能力（2SFCA）", "{en} places per 1000 elderly (2SFCA)"),
+    "supply_gaussian_per_1000_elderly_{s}": ("每千名老人{zh}服务能力（高斯2SFCA）", "{en} places per 1000 elderly (Gaussian 2SFCA)"),
+    "no_capacity_in_reach_{s}": ("步行圈内无{zh}服务能力", "no {en} capacity within the circle"),
+    "elderly_served_within_{s}": ("{zh}圈内可服务老年人", "elderly served by a {en} within the circle"),
+    "elderly_served_beyond_{s}": ("{zh}圈外可服务老年人", "elderly served by a {en} beyond the circle"),
+    "elderly_unserved_{s}": ("{zh}无法服务老年人", "elderly without a {en} place"),
+    "supply_demand_ratio_{s}": ("{zh}供需比", "{en} supply/demand ratio"),
+    "supply_demand_class_{s}": ("{zh}供需类型", "{en} supply/demand class"),
+}
+
 
 def column_labels(lang: str = "zh", profile: Profile | None = None) -> dict[str, str]:
     """Header labels for every output column (communities, streets, actions).
@@ -740,6 +757,10 @@ def column_labels(lang: str = "zh", profile: Profile | None = None) -> dict[str,
     for s in profile.circle_services:
         spec = profile.services[s]
         for pat, lab in _SERVICE_LABELS.items():
+            out[pat.format(s=s)] = lab[i].format(zh=spec.label_zh, en=spec.label_en)
+    for s in profile.capacity.services:
+        spec = profile.services[s]
+        for pat, lab in _CAPACITY_LABELS.items():
             out[pat.format(s=s)] = lab[i].format(zh=spec.label_zh, en=spec.label_en)
     cks = {c.key: c for c in checks(profile)}
     for col in community_flag_columns(profile) + ["flag_no_street_centre", "flag_large_centres"]:

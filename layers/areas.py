@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from carecircle.layers import tables
+from carecircle.layers.accounting import LayerReport, reject_rows, start_report
+from carecircle.layers.columns import find_column, non_negative, text_column, to_number
+from carecircle.layers.locate import geometry_reason
+from carecircle.layers.readers import read_layer
 from carecircle.errors import InputError
-from carecircle.layers.accounting import LayerReport
 
 COMMUNITY_NAME = ["社区名称", "社区", "村居名称", "村社区", "名称", "name", "community"]
 STREET_NAME = ["街道名称", "所属街道", "街道", "街镇", "镇街", "乡镇街道", "乡镇", "street", "subdistrict", "town"]
@@ -71,7 +73,7 @@ def read_communities(
     out = gpd.GeoDataFrame(
         {
             "name": _names(gdf, name, reason, "name"),
-            "street": tables.text_column(gdf, street),
+            "street": text_column(gdf, street),
             "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
             "population": _number(gdf, POPULATION, "population_field", population_field, path, report),
             "elderly": _number(gdf, ELDERLY, "elderly_field", elderly_field, path, report),
@@ -139,7 +141,7 @@ def read_estates(
     out = gpd.GeoDataFrame(
         {
             "name": _names(gdf, name, reason, "name"),
-            "community": tables.text_column(gdf, community),
+            "community": text_column(gdf, community),
             "households": _number(gdf, HOUSEHOLDS, "households_field", households_field, path, report),
             "built_year": _year(gdf, built_year_field, path, report),
             "space_m2": _number(gdf, SPACE, "space_field", space_field, path, report),
@@ -214,7 +216,7 @@ def _keep(out: gpd.GeoDataFrame, gdf: gpd.GeoDataFrame, reason: np.ndarray, repo
     without it would report a district with no 社区 (or ignore the estates' floor space) as
     if that were the data; the reasons say what to fix.
     """
-    tables.reject_rows(report, gdf, reason)
+    reject_rows(report, gdf, reason)
     if len(reason) and (reason != "").all():
         counts = pd.Series(reason).value_counts()
         why = ", ".join(f"{r}: {c}" for r, c in counts.items())
@@ -258,10 +260,10 @@ def _zones(zones, column, target_crs) -> gpd.GeoDataFrame:
 
 def _polygons(path, layer, target_crs, what: str, *, points_ok: bool = False):
     """Read a boundary layer: CRS required, geometry repaired, reasons per feature."""
-    df, meta = tables.read_layer(path, layer=layer, need=f"{what} need a polygon layer (GPKG, SHP, GeoJSON), not a table")
-    report = tables.start_report(what, df, meta)
+    df, meta = read_layer(path, layer=layer, need=f"{what} need a polygon layer (GPKG, SHP, GeoJSON), not a table")
+    report = start_report(what, df, meta)
     geom = df.geometry.to_numpy()
-    reason = tables.geometry_reason(df)
+    reason = geometry_reason(df)
     missing = reason != ""
     kinds = shapely.get_type_id(geom)
     polygonal = np.isin(kinds, [3, 6])  # Polygon, MultiPolygon
@@ -295,8 +297,8 @@ def _rows(df, mask) -> str:
 
 
 def _field(gdf, candidates, key, given, path, report, *, required=False):
-    """:func:`tables.find_column`, noting a detected (not configured) column in ``report``."""
-    col = tables.find_column(gdf, candidates, key=key, path=path, required=required, given=given)
+    """:func:`columns.find_column`, noting a detected (not configured) column in ``report``."""
+    col = find_column(gdf, candidates, key=key, path=path, required=required, given=given)
     if col is not None and given is None:
         report.notes.append(f"{key} detected: {col!r}")
     return col
@@ -304,20 +306,20 @@ def _field(gdf, candidates, key, given, path, report, *, required=False):
 
 def _names(gdf, col, reason, label) -> pd.Series:
     """Names; a blank name rejects the feature (a 社区 nobody can name cannot be reported)."""
-    s = tables.text_column(gdf, col)
+    s = text_column(gdf, col)
     reason[(reason == "") & s.isna().to_numpy()] = f"missing {label}"
     return s
 
 
 def _number(gdf, candidates, key, given, path, report) -> np.ndarray:
-    return tables.non_negative(gdf, _field(gdf, candidates, key, given, path, report), report=report)
+    return non_negative(gdf, _field(gdf, candidates, key, given, path, report), report=report)
 
 
 def _year(gdf, given, path, report) -> np.ndarray:
     col = _field(gdf, BUILT_YEAR, "built_year_field", given, path, report)
     if col is None:
         return np.full(len(gdf), np.nan)
-    v, _ = tables.to_number(gdf[col], lenient=True)
+    v, _ = to_number(gdf[col], lenient=True)
     wrong = ~np.isnan(v) & ((v < 1800) | (v > 2100))
     if wrong.any():
         report.notes.append(f"{col}: {int(wrong.sum())} value(s) not a year (1800–2100) left unknown (NaN)")

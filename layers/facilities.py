@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from carecircle.layers import tables
+from carecircle.layers.accounting import LayerReport, reject_rows, start_report
+from carecircle.layers.columns import coordinate_columns, find_column, non_negative, text_column
+from carecircle.layers.locate import geometry_reason, locate, parse_crs_option, representative_points
+from carecircle.layers.readers import read_table
 from carecircle.layers.crs import parse_crs, to_wgs84
 from carecircle.errors import InputError
-from carecircle.layers.accounting import LayerReport
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "day_care": ["日间照料", "照料中心", "托老", "日托", "day care", "daycare"],
@@ -28,15 +30,23 @@ DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "institution": ["养老院", "护理院", "福利院", "敬老院", "养老机构", "nursing home"],
 }
 
-# Header candidates, most specific first (see tables.find_column).
+# Header candidates, most specific first (see columns.find_column).
 COLUMN_CANDIDATES: dict[str, list[str]] = {
     "name": ["名称", "机构名称", "设施名称", "单位名称", "name", "title"],
     "type": ["服务类型", "设施类型", "机构类型", "类型", "类别", "category", "type", "kind"],
     "address": ["地址", "详细地址", "address", "addr"],
     "floor_area": ["建筑面积", "面积", "用房面积", "floor_area", "floorarea", "area_m2"],
     "beds": ["床位数", "床位", "beds", "bed"],
+    # Places per day, any service (coverage/capacity.py reads it).
+    "capacity": ["服务能力", "容量", "capacity", "places"],
 }
-COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds"}
+# Places of one service (``capacity_<service>``), for a list with a column per service: a
+# day-care centre with a canteen has 托位 and 日供餐量 side by side.
+SERVICE_CAPACITY_CANDIDATES: dict[str, list[str]] = {
+    "meal": ["日供餐量", "供餐能力", "供餐量", "餐位数", "餐位", "meals", "seats"],
+    "day_care": ["托位数", "托位", "日托人数"],
+}
+COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds", "capacity"}
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "有", "√", "✓", "✔", "对"}
 _FALSE = {"0", "false", "no", "n", "f", "否", "无", "没有", "×", "✗"}
@@ -68,7 +78,8 @@ def read_facilities(
         layer exported from Amap or Baidu, "gcj02"/"bd09" overrides its declared WGS-84.
     columns : dict, optional
         Column names when not detected: keys ``x``, ``y``, ``name``, ``type``,
-        ``floor_area``, ``beds``, ``address``; a service key (``day_care`` ...) names a
+        ``floor_area``, ``beds``, ``capacity`` (places, seats or meals per day),
+        ``capacity_<service>`` (that service's places, e.g. ``capacity_meal``), ``address``; a service key (``day_care`` ...) names a
         yes/no column that sets that flag explicitly (是/否, 1/0, true/false; blank cells
         fall back to keywords). Columns named exactly like a service key are used too.
     keywords : dict, optional
@@ -93,44 +104,48 @@ def read_facilities(
     -------
     tuple
         ``(facilities, report)``: columns ``fid``, ``source_row``, ``name``, ``type``,
-        ``address``, ``floor_area_m2``, ``beds``, one bool per service, ``lon``, ``lat``
+        ``address``, ``floor_area_m2``, ``beds``, ``capacity`` (NaN where unknown), ``capacity_<service>`` where such a column is found, one bool per service, ``lon``, ``lat``
         (WGS-84), geometry Point in ``target_crs``.
     """
     columns = {k: v for k, v in (columns or {}).items() if v is not None}
     keywords = DEFAULT_KEYWORDS if keywords is None else keywords
-    unknown = set(columns) - COLUMN_KEYS - set(keywords)
+    unknown = set(columns) - COLUMN_KEYS - set(keywords) - {f"capacity_{k}" for k in keywords}
     if unknown:
         raise InputError(f"{path}: facilities columns: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(COLUMN_KEYS | set(keywords)))}")
-    df, meta = tables.read_table(path, encoding=encoding, sheet=sheet, layer=layer)
-    report = tables.start_report("facilities", df, meta)
-    kind, src = tables.parse_crs_option(crs, path=path)
+    df, meta = read_table(path, encoding=encoding, sheet=sheet, layer=layer)
+    report = start_report("facilities", df, meta)
+    kind, src = parse_crs_option(crs, path=path)
     use_geometry = meta.kind == "vector" and not ("x" in columns and "y" in columns)
     if use_geometry:
         x, y, reason, kind, src = _geometry_coordinates(df, meta, kind, src, report)
     else:
-        x, y, reason, notes = tables.coordinate_columns(df, path=path, x=columns.get("x"), y=columns.get("y"))
+        x, y, reason, notes = coordinate_columns(df, path=path, x=columns.get("x"), y=columns.get("y"))
         report.notes.extend(notes)
-    loc = tables.locate(
+    loc = locate(
         x, y, source_crs=src, kind=kind, target_crs=target_crs, auto_fix=auto_fix,
         study_area=study_area, study_buffer_m=study_buffer_m, reason=reason,
     )
     report.notes.extend(loc.notes)
 
-    found = {k: tables.find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in COLUMN_CANDIDATES.items()}
+    candidates = {**COLUMN_CANDIDATES, **{f"capacity_{k}": SERVICE_CAPACITY_CANDIDATES.get(k, []) for k in keywords}}
+    found = {k: find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in candidates.items()}
     detected = [f"{k}={c!r}" for k, c in found.items() if c is not None and k not in columns]
     if detected:
         report.notes.append("columns detected: " + ", ".join(detected))
     n = len(df)
-    name = tables.text_column(df, found["name"])
-    ftype = tables.text_column(df, found["type"])
-    address = tables.text_column(df, found["address"])
-    floor_area = tables.non_negative(df, found["floor_area"], report=report, label="floor area")
-    beds = tables.non_negative(df, found["beds"], report=report, label="beds")
+    name = text_column(df, found["name"])
+    ftype = text_column(df, found["type"])
+    address = text_column(df, found["address"])
+    floor_area = non_negative(df, found["floor_area"], report=report, label="floor area")
+    beds = non_negative(df, found["beds"], report=report, label="beds")
+    capacity = non_negative(df, found["capacity"], report=report, label="capacity")
+    service_capacity = {k: non_negative(df, found[k], report=report, label=k)
+                        for k in candidates if k.startswith("capacity_") and found[k] is not None}
 
     reason = loc.reason.copy()
     reason[_duplicates(name, loc.x, loc.y, reason == "")] = "duplicate (same name and location as an earlier row)"
     ok = reason == ""
-    tables.reject_rows(report, df, reason)
+    reject_rows(report, df, reason)
     if study_area is not None and n and not ok.any() and (reason == "outside study area").any():
         raise InputError(
             f"{path}: no facility lies within the study area; check crs (now {crs!r}) and that the file covers the district"
@@ -151,6 +166,8 @@ def read_facilities(
             "address": address[ok].fillna("").to_numpy(),
             "floor_area_m2": floor_area[ok],
             "beds": beds[ok],
+            "capacity": capacity[ok],
+            **{k: v[ok] for k, v in service_capacity.items()},
             **{s: v[ok] for s, v in flags.items()},
             "lon": loc.lon[ok],
             "lat": loc.lat[ok],
@@ -166,9 +183,9 @@ def read_facilities(
 
 def _geometry_coordinates(df, meta, kind, src, report):
     """Coordinates from a vector layer's geometry (polygons → a point inside)."""
-    reason = tables.geometry_reason(df)
+    reason = geometry_reason(df)
     missing = reason != ""
-    pts = tables.representative_points(np.where(missing, None, df.geometry.to_numpy()))
+    pts = representative_points(np.where(missing, None, df.geometry.to_numpy()))
     if (~missing & (df.geometry.geom_type != "Point").to_numpy()).any():
         report.notes.append("non-point facilities placed at a point inside their geometry")
     pts = gpd.GeoSeries(pts)
@@ -244,7 +261,7 @@ def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, repo
         if col is None and service in df.columns:
             col = service
         if col is not None:
-            col = tables.find_column(df, [service], key=service, path=report.source, given=col)
+            col = find_column(df, [service], key=service, path=report.source, given=col)
             raw = df[col].astype("string").str.strip().str.lower()
             yes, no = raw.isin(_TRUE).to_numpy(dtype=bool), raw.isin(_FALSE).to_numpy(dtype=bool)
             flags[service] = np.where(yes, True, np.where(no, False, flag))
@@ -262,7 +279,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: l
         From :func:`read_facilities`.
     add : DataFrame
         Planned facilities: ``name``, ``type``, ``lon``, ``lat``, ``crs`` (wgs84 / gcj02 /
-        bd09), ``floor_area``, ``beds``. Service flags come from the same keywords.
+        bd09), ``floor_area``, ``beds`` and optionally ``capacity``. Service flags come from the same keywords.
     remove : list of str
         Names of facilities to take out; an unknown name is an error.
     keywords : dict
@@ -295,6 +312,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: l
         added = gpd.GeoDataFrame(
             {"source_row": -1, "name": names, "type": types, "address": "（规划）",
              "floor_area_m2": add["floor_area"].astype(float), "beds": add["beds"].astype(float),
+             "capacity": add["capacity"].astype(float) if "capacity" in add else np.nan,
              **keyword_flags(names, types, keywords), "lon": lon, "lat": lat},
             geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326",
         ).to_crs(target_crs)

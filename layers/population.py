@@ -17,14 +17,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
-import rasterio
 import shapely
-from rasterio.windows import Window, from_bounds
 
 from carecircle.layers import crs as ccrs
-from carecircle.layers import tables
+from carecircle.layers.accounting import LayerReport, reject_rows, start_report
+from carecircle.layers.columns import find_column, non_negative, to_number
+from carecircle.layers.locate import geometry_reason, representative_points, study_zone
+from carecircle.layers.readers import read_layer
 from carecircle.errors import InputError
-from carecircle.layers.accounting import LayerReport
 
 COUNT_CANDIDATES = ["常住人口", "人口", "人口数", "总人口", "population", "pop", "people", "count"]
 ELDERLY_CANDIDATES = ["老年人口", "60岁以上", "60岁及以上", "老年人", "elderly", "pop60", "aged60"]
@@ -104,6 +104,9 @@ def read_population_raster(
         nodata and zero cells are not rows (their counts are in the notes); negative and
         non-finite values, elderly > people and cells outside the study area are rejected.
     """
+    import rasterio
+    from rasterio.windows import Window
+
     share = _share(elderly_share, what=str(path))
     if share is None and elderly_raster is None:
         raise InputError(f"{path}: population raster needs elderly_share or elderly_raster to know the elderly")
@@ -115,7 +118,7 @@ def read_population_raster(
     with src:
         if src.crs is None:
             raise InputError(f"{path}: the raster has no CRS; set it (e.g. gdal_edit.py -a_srs EPSG:4326) and retry")
-        zone = tables.study_zone(study_area, target_crs, study_buffer_m)
+        zone = study_zone(study_area, target_crs, study_buffer_m)
         window = Window(0, 0, src.width, src.height)
         if zone is not None:
             window = _window_for(src, zone, target_crs, path)
@@ -151,7 +154,7 @@ def read_population_raster(
         rows["elderly"] = elderly
     else:
         elderly = value * share
-    tables.reject_rows(report, rows, reason)
+    reject_rows(report, rows, reason)
     ok = reason == ""
     people = value[ok]
     elderly = elderly[ok]
@@ -178,6 +181,9 @@ def _centres(transform, rows, cols) -> tuple[np.ndarray, np.ndarray]:
 
 def _window_for(src, zone, target_crs, path) -> Window:
     """The raster window covering the bounds of the study zone (in ``target_crs``)."""
+    import rasterio
+    from rasterio.windows import Window, from_bounds
+
     x0, y0, x1, y1 = shapely.bounds(zone)
     # densify the bounds' edges: a straight edge in one CRS is curved in another
     edge = np.linspace(0.0, 1.0, 21)
@@ -200,6 +206,9 @@ def _window_for(src, zone, target_crs, path) -> Window:
 
 def _sample_elderly(path, grid, rows, cols, xs, ys, cell_area, report) -> np.ndarray:
     """Elderly per population cell from a second raster (NaN where it has no data)."""
+    import rasterio
+    from rasterio.windows import Window
+
     crs, transform, width, height = grid
     try:
         src = rasterio.open(path)
@@ -271,14 +280,14 @@ def read_population_points(
         non-finite counts, elderly > people, outside study area.
     """
     share = _share(elderly_share, what=str(path))
-    df, meta = tables.read_layer(path, layer=layer, need="population points needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
-    report = tables.start_report("population", df, meta)
-    count_col = tables.find_column(df, COUNT_CANDIDATES, key="count_field", path=path, given=count_field)
+    df, meta = read_layer(path, layer=layer, need="population points needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
+    report = start_report("population", df, meta)
+    count_col = find_column(df, COUNT_CANDIDATES, key="count_field", path=path, given=count_field)
     eld_col = None
     if elderly_field is not None or share is None:
-        eld_col = tables.find_column(df, ELDERLY_CANDIDATES, key="elderly_field", path=path, given=elderly_field)
-    hh_col = tables.find_column(df, HOUSEHOLD_CANDIDATES, key="households_field", path=path, required=False, given=households_field)
-    reason = tables.geometry_reason(df)
+        eld_col = find_column(df, ELDERLY_CANDIDATES, key="elderly_field", path=path, given=elderly_field)
+    hh_col = find_column(df, HOUSEHOLD_CANDIDATES, key="households_field", path=path, required=False, given=households_field)
+    reason = geometry_reason(df)
     people = _counts(df[count_col], reason, "count")
     if eld_col is not None:
         elderly = _counts(df[eld_col], reason, "elderly count")
@@ -286,19 +295,19 @@ def read_population_points(
     else:
         elderly = people * share
     # households only inform the per-100-households standard: unknown is NaN, not a rejection
-    households = None if hh_col is None else tables.non_negative(df, hh_col, report=report)
+    households = None if hh_col is None else non_negative(df, hh_col, report=report)
 
-    pts = tables.representative_points(np.where(reason == "", df.geometry.to_numpy(), None))
+    pts = representative_points(np.where(reason == "", df.geometry.to_numpy(), None))
     if (df.geometry.geom_type[reason == ""] != "Point").any():
         report.notes.append("polygons placed at a point inside each (centroid where inside)")
     pts = gpd.GeoSeries(pts, crs=meta.crs).to_crs(target_crs)
-    zone = tables.study_zone(study_area, target_crs, study_buffer_m)
+    zone = study_zone(study_area, target_crs, study_buffer_m)
     if zone is not None:
         ok = reason == ""
         inside = np.zeros(len(df), dtype=bool)
         inside[ok] = shapely.contains(zone, pts.to_numpy()[ok])  # the prepared zone first
         reason[ok & ~inside] = "outside study area"
-    tables.reject_rows(report, df, reason)
+    reject_rows(report, df, reason)
     ok = reason == ""
     report.notes.append(f"people from {count_col!r}, elderly from {eld_col!r}" if eld_col else f"people from {count_col!r}, elderly = {share} × people")
     out = _output(people[ok], elderly[ok], pts.to_numpy()[ok], target_crs, None if households is None else households[ok])
@@ -307,7 +316,7 @@ def read_population_points(
 
 def _counts(series, reason: np.ndarray, label: str) -> np.ndarray:
     """Parse a count column, writing reasons for bad values into ``reason`` (in place)."""
-    v, bad = tables.to_number(series)
+    v, bad = to_number(series)
     todo = reason == ""
     reason[todo & np.isnan(v) & ~bad] = f"missing {label}"
     reason[todo & bad] = f"non-numeric {label}"
@@ -354,12 +363,12 @@ def distribute_by_buildings(
         total = np.nan
     if not np.isfinite(total) or total < 0:
         raise InputError(f"{path}: total_population {total_population!r} must be a non-negative number")
-    df, meta = tables.read_layer(path, layer=layer, need="distribute_by_buildings needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
-    report = tables.start_report("population", df, meta)
-    col = tables.find_column(df, [], key="weight_field", path=path, given=weight_field)
-    reason = tables.geometry_reason(df)
+    df, meta = read_layer(path, layer=layer, need="distribute_by_buildings needs a GIS layer (GPKG, SHP, GeoJSON) with geometry")
+    report = start_report("population", df, meta)
+    col = find_column(df, [], key="weight_field", path=path, given=weight_field)
+    reason = geometry_reason(df)
     weight = _counts(df[col], reason, "weight")
-    tables.reject_rows(report, df, reason)
+    reject_rows(report, df, reason)
     ok = reason == ""
     w = weight[ok]
     wsum = w.sum()
@@ -368,7 +377,7 @@ def distribute_by_buildings(
     people = total * (w / wsum)
     # put the rounding residue on the largest share so the sum is the total
     people[np.argmax(people)] += total - people.sum()
-    pts = gpd.GeoSeries(tables.representative_points(df.geometry.to_numpy()[ok]), crs=meta.crs).to_crs(target_crs)
+    pts = gpd.GeoSeries(representative_points(df.geometry.to_numpy()[ok]), crs=meta.crs).to_crs(target_crs)
     out = _output(people, people * share, pts.to_numpy(), target_crs)
     report.notes.append(f"{total:.0f} people distributed by {col!r} over {int((w > 0).sum())} of {len(w)} features (weight 0 → 0 people)")
     return _plausible(out, report, path)

@@ -6,7 +6,8 @@ the bureau forwards. Every CSV and XLSX the run writes goes through this module:
 
 - **CSV**: a text cell beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets
   a leading ``'`` (the OWASP rule for CSV injection); plain numbers written as text (``-5``)
-  and numeric columns are left as they are.
+  and numeric columns are left as they are. A carriage return inside a cell becomes a line
+  feed, which the writer quotes (a bare CR would end the row in Excel).
 - **XLSX**: such cells are stored as strings (openpyxl ``data_type 's'``), never formulas;
   control characters XLSX cannot hold are removed.
 - **GBK**: which characters of a text column a code page cannot hold, and the column with
@@ -30,9 +31,11 @@ def _text_columns(frame: pd.DataFrame) -> list:
 
 
 def _neutralise_text(value):
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def for_csv(frame: pd.DataFrame) -> pd.DataFrame:

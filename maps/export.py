@@ -290,8 +290,11 @@ def write_package(
     result["fields_csv"] = shp_dir / "fields.csv"
     cells.for_csv(aliases).to_csv(result["fields_csv"], index=False, encoding="utf-8-sig")
     result["fields_xlsx"] = shp_dir / "fields.xlsx"
-    aliases.rename(columns={"layer": "图层 layer", "field": "字段 field", "column": "列名 column", "label_zh": "中文名",
-                            "label_en": "English", "type": "类型 type"}).to_excel(result["fields_xlsx"], index=False)
+    with pd.ExcelWriter(result["fields_xlsx"], engine="openpyxl") as xl:
+        cells.for_xlsx(aliases.rename(columns={"layer": "图层 layer", "field": "字段 field", "column": "列名 column",
+                                               "label_zh": "中文名", "label_en": "English", "type": "类型 type"})
+                       ).to_excel(xl, index=False)
+        cells.as_strings(next(iter(xl.sheets.values())))  # a profile's label is text, never a formula
     result["readme"] = _write_readme(shp_dir, result, target)
     result["zip"] = Path(out_dir) / "shp.zip"
     with zipfile.ZipFile(result["zip"], "w", zipfile.ZIP_DEFLATED) as zf:

@@ -42,14 +42,10 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
-from folium.plugins import MarkerCluster
-from matplotlib import colormaps
 from scipy.spatial import cKDTree
 
 from carecircle.layers import crs as ccrs
@@ -127,6 +123,8 @@ def display_geometries(gdf: gpd.GeoDataFrame, *, basemap: str = "osm", simplify_
 def _add_geojson(parent, data: dict, **kwargs) -> None:
     """Add a GeoJson layer unless it has no features (folium cannot render an empty one with
     popups, and an empty entry in the layer control only confuses)."""
+    import folium
+
     if data["features"]:
         folium.GeoJson(data, **kwargs).add_to(parent)
 
@@ -372,6 +370,8 @@ def _require(gdf: pd.DataFrame, layer: str, columns: list[str]) -> None:
 
 
 def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None) -> None:
+    import folium
+
     if basemap == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", max_zoom=19).add_to(m)
     elif basemap == "amap":
@@ -391,12 +391,17 @@ def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None)
 
 
 def _popup() -> folium.GeoJsonPopup:
+    import folium
+
     return folium.GeoJsonPopup(["_popup"], labels=False, max_width=POPUP_MAX_WIDTH_PX)
 
 
 def _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold) -> tuple[list[tuple[str, str, str]], bool]:
     """One layer per service; returns legend rows (label, colour, shape) and whether some
     facility offers several services (its markers then sit side by side)."""
+    import folium
+    from folium.plugins import MarkerCluster
+
     _require(facilities, "facilities", ["name"])
     fields = _fields(lab, [("type", _fmt_text), ("floor_area_m2", _fmt_area), ("beds", _fmt_number), ("address", _fmt_text)],
                      own_first=True)
@@ -443,6 +448,7 @@ SITE_COLOUR = "#d6336c"
 
 def _sites_layer(m, sites, lab, basemap) -> None:
     """建议选址: one numbered star per recommended site, its effect in the popup."""
+    import folium
     from carecircle.maps.sites import SITE_LABELS
 
     i = 0 if lab.lang == "zh" else 1
@@ -459,6 +465,8 @@ def _sites_layer(m, sites, lab, basemap) -> None:
 
 def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m) -> list[tuple[str, str]]:
     """Walking-circle layers; returns legend rows (label, colour) of the dissolved circles."""
+    import folium
+
     _require(isochrones, "isochrones", ["service", "kind", "cutoff_m"])
     names = facilities.set_index("fid")["name"] if {"fid", "name"} <= set(facilities.columns) else pd.Series(dtype=object)
     minutes = isochrones["minutes"] if "minutes" in isochrones.columns else pd.Series(np.nan, index=isochrones.index)
@@ -498,6 +506,8 @@ def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_
 
 
 def _community_layer(m, communities, actions, lab, basemap, simplify_m) -> list[tuple[str, str]]:
+    import folium
+
     _require(communities, "communities", ["name", "worst_check"])
     worst = communities["worst_check"].fillna("").astype(str)
     fill, legend = check_styles(worst, lab)
@@ -535,6 +545,9 @@ def _density_layer(m, population, pts, lab) -> tuple[str, float, list[str]] | No
 
     ``pts`` are the population points as drawn (:func:`display_geometries`).
     """
+    import folium
+    from matplotlib import colormaps
+
     weight_col = "elderly" if "elderly" in population.columns and population["elderly"].fillna(0).sum() > 0 else "people"
     if weight_col not in population.columns:
         return None
@@ -581,6 +594,8 @@ def _hex(rgba) -> str:
 def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple[str, str]]:
     """Per service, the population points beyond ``cutoff_m``; ``geoms`` are the points as drawn.
     Returns legend rows (label, colour)."""
+    import folium
+
     weight_col = "elderly" if "elderly" in population.columns else "people"
     weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
     who, fmt_dist = html.escape(lab.column(weight_col, own_first=True)), _fmt_distance(lab)
@@ -609,6 +624,8 @@ def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple
 
 
 def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
+    import folium
+
     _require(streets, "streets", ["street"])
     spec = [("rank", _fmt_number), ("score", lambda v: _fmt_number(v, digits=1)), ("communities", _fmt_number),
             ("communities_flagged", _fmt_number)]
@@ -626,6 +643,32 @@ def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
         style_function=lambda _f: {"color": "#263238", "weight": 3, "dashArray": "8 4", "fill": False},
         popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
     )
+
+
+# 供需比 classes (coverage.capacity.CLASSES): red short, blue surplus, pale balanced.
+BALANCE_COLOURS = {"under": "#d7301f", "balanced": "#fdd49e", "over": "#2b8cbe", "": "#bdbdbd"}
+
+
+def _balance_layers(m, streets, lab, basemap, simplify_m) -> list[tuple[str, str]]:
+    """One choropleth per service of the sub-districts' 供需比 class (hidden until ticked)."""
+    import folium
+    keys = [k for k in lab.services if f"supply_demand_class_{k}" in streets.columns]
+    if not keys:
+        return []
+    geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
+    for key in keys:
+        cls = streets[f"supply_demand_class_{key}"].fillna("").astype(str)
+        value = streets[f"supply_per_1000_elderly_{key}"].tolist()
+        words = cls.map(lambda c: lab.text(f"balance_{c or 'none'}"))
+        tips = [f"{_esc(n)} · {html.escape(w)} · {html.escape(lab.column(f'supply_per_1000_elderly_{key}'))} {_fmt_number(v, digits=1)}"
+                for n, w, v in zip(streets["street"].tolist(), words.tolist(), value)]
+        _add_geojson(
+            m, _features(geoms, {"_tip": tips, "_colour": cls.map(BALANCE_COLOURS).tolist()}),
+            name=html.escape(lab.text("balance_layer", service=lab.service(key))), show=False,
+            style_function=lambda f: {"color": "#555555", "weight": 1, "fillColor": f["properties"]["_colour"], "fillOpacity": 0.6},
+            tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
+        )
+    return [(lab.titled(lab.text("balance"), lab.text(f"balance_{c}")), BALANCE_COLOURS[c]) for c in ("under", "balanced", "over")]
 
 
 def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density) -> str:
@@ -760,6 +803,9 @@ def build_map(
     folium.Map
         Save it with :func:`write_map`.
     """
+    import folium
+    from branca.element import Element
+
     if basemap not in BASEMAPS:
         raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
     if lang not in ("zh", "en"):
@@ -791,6 +837,8 @@ def build_map(
     has_streets = streets is not None and len(streets) > 0
     if has_streets:
         _street_layer(m, streets, actions, lab, basemap, simplify_m)
+        # 供需比 classes share the check swatches' legend block.
+        check_rows = check_rows + _balance_layers(m, streets, lab, basemap, simplify_m)
     if has_population:
         uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)

@@ -29,6 +29,7 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "address": ("地址", "address"),
     "floor_area_m2": ("建筑面积（m²）", "floor area (m²)"),
     "beds": ("床位", "beds"),
+    "capacity": ("服务能力（位/日）", "capacity (places per day)"),
     "lon": ("经度", "longitude"),
     "lat": ("纬度", "latitude"),
     "snap_m": ("吸附距离（m）", "snap distance (m)"),
@@ -106,6 +107,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_actions": ("无问题", "No failed checks"),
     "no_shortfall": ("无面积缺口", "No space shortfall"),
     "fields": ("字段说明", "fields"),
+    "balance": ("供需比", "supply/demand"),
+    "balance_layer": ("街道供需比：{service}", "sub-district supply/demand: {service}"),
+    "balance_under": ("供给不足", "under-supplied"),
+    "balance_balanced": ("供需平衡", "balanced"),
+    "balance_over": ("供给富余", "over-supplied"),
+    "balance_none": ("无数据", "no data"),
+    "balance_chart": ("各街道每千名老人服务能力（2SFCA）", "Places per 1000 elderly per sub-district (2SFCA)"),
+    "city_mean": ("全市平均", "city mean"),
     "column": ("字段", "column"),
 }
 

@@ -29,15 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
-import matplotlib
 import numpy as np
 import pandas as pd
-from fontTools.ttLib import TTFont
-from matplotlib import font_manager
-from matplotlib.figure import Figure
 
 from carecircle.maps import labels as L
-from carecircle.maps.html import check_label, check_styles, fmt_measure
+from carecircle.maps.html import BALANCE_COLOURS, check_label, check_styles, fmt_measure
 
 # Families tried first, in order (Linux, then Windows/macOS names); any other font whose
 # character map covers CJK_PROBE is accepted after them.
@@ -68,6 +64,8 @@ def find_cjk_font() -> font_manager.FontEntry:
     RuntimeError
         When no installed font covers Chinese (install Debian's ``fonts-noto-cjk``).
     """
+    from matplotlib import font_manager
+
     entries = font_manager.fontManager.ttflist
     rank = {name: i for i, name in enumerate(PREFERRED_CJK_FAMILIES)}
     ordered = sorted(entries, key=lambda f: (rank.get(f.name, len(rank)), f.weight != 400, f.name))
@@ -80,6 +78,8 @@ def find_cjk_font() -> font_manager.FontEntry:
 
 @functools.lru_cache(maxsize=None)
 def _cmap(path: str, index: int) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
     try:
         font = TTFont(path, fontNumber=index, lazy=True)
         return frozenset(font.getBestCmap() or ())
@@ -136,6 +136,9 @@ def coverage_chart(street: pd.Series, circle: list[str], lab: L.Labels) -> str:
     str
         A PNG ``data:`` URL.
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=(4.2, 2.6))
         ax = fig.subplots()
@@ -167,6 +170,9 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
     str or None
         A PNG ``data:`` URL; None when no community falls short (or there is no such column).
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     if "space_shortfall_m2" not in communities.columns:
         return None
     data = communities[["name", "space_shortfall_m2"]].dropna()
@@ -182,6 +188,51 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> str | None:
         ax.set_xlabel("m²")
         ax.set_title(lab.text("shortfall_chart"), fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
+        return _png(fig)
+
+
+def balance_chart(streets: pd.DataFrame, capacity: Mapping, lab: L.Labels) -> str | None:
+    """Bars of places per 1000 elderly (2SFCA) per sub-district and service, coloured by 供需比
+    class, with the base the classes compare against (city mean or the profile's norm).
+
+    Parameters
+    ----------
+    streets : pandas.DataFrame
+        ``street``, ``supply_per_1000_elderly_<s>``, ``supply_demand_class_<s>``.
+    capacity : mapping
+        summary.json ``capacity`` (``services`` → ``{s: {balance_base_per_1000_elderly}}``).
+    lab : Labels
+
+    Returns
+    -------
+    str or None
+        A PNG ``data:`` URL; None when no service was measured.
+    """
+    keys = [k for k in lab.services if f"supply_demand_class_{k}" in streets.columns]
+    if not keys or not len(streets):
+        return None
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    with matplotlib.rc_context(_rc()):
+        fig = Figure(figsize=(3.2 * len(keys) + 1.2, 0.8 + 0.32 * len(streets)))
+        axes = np.atleast_1d(fig.subplots(1, len(keys), sharey=True))
+        names = streets["street"].astype(str).tolist()
+        for ax, key in zip(axes, keys):
+            value = streets[f"supply_per_1000_elderly_{key}"].astype(float).fillna(0).to_numpy()
+            cls = streets[f"supply_demand_class_{key}"].fillna("").astype(str)
+            ax.barh(names, value, color=cls.map(BALANCE_COLOURS).tolist(), edgecolor="#555555", linewidth=0.5)
+            base = capacity.get("services", {}).get(key, {}).get("balance_base_per_1000_elderly")
+            if base:
+                ax.axvline(base, color="#333333", lw=0.8, ls="--")
+                ax.annotate(lab.text("city_mean") if capacity["services"][key].get("balance_base") == "city_mean" else f"{base:,.1f}",
+                            (base, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -2), textcoords="offset points",
+                            fontsize=8, ha="left", va="top")
+            ax.set_title(lab.service(key), fontsize=9)
+            ax.spines[["top", "right"]].set_visible(False)
+        handles = [Patch(color=BALANCE_COLOURS[c], label=lab.text(f"balance_{c}")) for c in ("under", "balanced", "over")]
+        fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
         return _png(fig)
 
 
@@ -201,6 +252,9 @@ def street_map(communities: gpd.GeoDataFrame, outline, lab: L.Labels) -> str:
     str
         A PNG ``data:`` URL.
     """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     worst = communities["worst_check"].fillna("").astype(str) if "worst_check" in communities.columns else pd.Series("", index=communities.index)
     fill, legend = check_styles(worst, lab)
     with matplotlib.rc_context(_rc()):
@@ -392,6 +446,9 @@ def write_report(
     score_cols += [c for s in circle for c in (f"communities_covered_{s}", f"elderly_covered_share_{s}")]
     score_cols += ["has_street_centre", "space_shortfall_m2"]
     parts += [f"<h2>{html.escape(lab.text('ranking'))}</h2>", _table(ranked, score_cols, lab)]
+    balance = balance_chart(ranked, summary.get("capacity") or {}, lab)
+    if balance:
+        parts += [f"<h2>{html.escape(lab.text('balance_chart'))}</h2>", f'<div class="figs"><img src="{balance}" alt=""></div>']
     for _, street in ranked.iterrows():
         name = street["street"]
         coms = communities[communities["street"] == name]

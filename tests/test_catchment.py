@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
-from test_reach import make_network, path3, random_case, reference
+from conftest import make_network, path3
+from test_reach import random_case, reference
 
 from carecircle.coverage.catchment import catchment_matrix, covers
 from carecircle.coverage.graph import build_graph

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from carecircle.layers.sample import generate_sample
 from clitools import assert_one_line_error, cli
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return generate_sample(tmp_path_factory.mktemp("sample") / "input")
+def sample(sample_district):
+    return sample_district
 
 
 def test_help_lists_the_subcommands() -> None:

@@ -1,7 +1,5 @@
 """Facilities: headers, coordinate systems, swapped pairs, service flags, row accounting."""
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -9,11 +7,12 @@ import pyproj
 import pytest
 from shapely.geometry import Point, box
 
+from conftest import shared_data
+
 from carecircle.layers import crs
 from carecircle.layers.facilities import DEFAULT_KEYWORDS, read_facilities
 from carecircle.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM51 = "EPSG:32651"
 GEOD = pyproj.Geod(ellps="WGS84")
 # eviltransform's Shanghai reference pair (see test_crs.py): WGS-84 and its GCJ-02 image
@@ -45,7 +44,7 @@ def test_gcj02_csv_with_chinese_headers_lands_on_the_wgs84_point(tmp_path):
     ex, ey = crs.transform_xy([WGS[0]], [WGS[1]], 4326, UTM51)
     assert np.hypot(row.geometry.x - ex[0], row.geometry.y - ey[0]) < 1.0
     assert list(gdf.columns) == ["fid", "source_row", "name", "type", "address", "floor_area_m2", "beds",
-                                 "day_care", "meal", "street_centre", "institution", "lon", "lat", "geometry"]
+                                 "capacity", "day_care", "meal", "street_centre", "institution", "lon", "lat", "geometry"]
     assert (row.fid, row.source_row, row["name"], row.address) == (0, 2, "浦东日间照料中心", "浦东新区某路1号")
     assert (row.floor_area_m2, row.beds) == (500.0, 30.0)
     assert (row.day_care, row.meal, row.street_centre, row.institution) == (True, True, False, False)
@@ -144,7 +143,7 @@ def test_keywords_several_flags_and_explicit_columns(tmp_path):
     ]
     custom = {"day_care": ["照料"], "meal": ["助餐点"]}
     gdf, _ = read_facilities(p, target_crs=UTM51, keywords=custom)
-    assert list(gdf.columns[7:9]) == ["day_care", "meal"] and gdf["meal"].tolist() == [False] * 4
+    assert list(gdf.columns[8:10]) == ["day_care", "meal"] and gdf["meal"].tolist() == [False] * 4
 
 
 def test_columns_override_and_missing_required_column(tmp_path):
@@ -192,9 +191,7 @@ def test_vector_layer_declared_wgs84_but_gcj02(tmp_path):
 
 @pytest.mark.shared
 def test_real_shanghai_list_gcj02():
-    path = SHARED / "facilities" / "shanghai_elderly_care_orgs_gcj02.csv"
-    if not path.exists():
-        pytest.skip("../shared/data absent: no Shanghai facility list")
+    path = shared_data("facilities", "shanghai_elderly_care_orgs_gcj02.csv")
     gdf, report = read_facilities(path, crs="gcj02", target_crs=UTM51)
     accounted(report, gdf)
     assert (report.read, report.kept) == (72, 71)

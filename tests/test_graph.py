@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from test_reach import make_network
+from conftest import make_network
 
 from carecircle.coverage.graph import build_graph, edge_geom_length, edge_vertices
 from carecircle.errors import InputError

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import shapely
-from test_reach import make_network, path3
+from conftest import make_network, path3
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.isochrones import (

@@ -18,6 +18,9 @@ from shapely.geometry import LineString, MultiLineString, Point
 
 from carecircle.layers import network as nw
 from carecircle.errors import InputError
+from carecircle.layers.lines import read_lines
+from carecircle.layers.online import download_bbox, download_place, network_from_graph
+from carecircle.layers.osm import read_osm
 
 GEOD = pyproj.Geod(ellps="WGS84")
 # A transverse Mercator centred on the test area (scale 1 at its centre): planar lengths
@@ -108,7 +111,7 @@ def assert_same_network(a, b):
 
 
 def test_osm_edges_split_at_shared_nodes_with_geodesic_lengths(osm_file):
-    net = nw.read_osm(osm_file, target_crs=LOCAL_TM)
+    net = read_osm(osm_file, target_crs=LOCAL_TM, clip_margin_m=0, pedestrian_areas="none")
     expected = {
         frozenset({NODES[1], NODES[2]}): geodesic(NODES[1], NODES[2]),
         frozenset({NODES[2], NODES[3]}): geodesic(NODES[2], NODES[3]),
@@ -131,7 +134,7 @@ def test_osm_edges_split_at_shared_nodes_with_geodesic_lengths(osm_file):
 
 
 def test_osm_contract_columns_and_geometry_direction(osm_file):
-    net = nw.read_osm(osm_file)
+    net = read_osm(osm_file)
     assert net.crs.to_epsg() == 32650  # UTM zone of the bounds centre
     assert isinstance(net.nodes.index, __import__("pandas").RangeIndex)
     assert list(net.nodes.columns) == ["x", "y", "geometry"]
@@ -146,13 +149,13 @@ def test_osm_contract_columns_and_geometry_direction(osm_file):
     np.testing.assert_allclose(node_xy, shapely.get_coordinates(net.nodes.geometry.to_numpy()))
     # UTM 50N at 116.4° E has scale ≈ 0.99963: lengths agree with geodesics to 0.1 %
     assert net.edges["length_m"].sum() == pytest.approx(
-        nw.read_osm(osm_file, target_crs=LOCAL_TM).edges["length_m"].sum(), rel=1e-3
+        read_osm(osm_file, target_crs=LOCAL_TM).edges["length_m"].sum(), rel=1e-3
     )
     assert set(net.edges.loc[net.edges["osm_id"] == 10, "highway"]) == {"residential"}
 
 
 def test_osm_excluded_ways_reported_with_reasons(osm_file):
-    net = nw.read_osm(osm_file)
+    net = read_osm(osm_file, clip_margin_m=0, pedestrian_areas="none")
     rejected = net.report.rejected.set_index("osm_id")["reason"].to_dict()
     assert rejected == {
         12: "highway=motorway",
@@ -172,7 +175,7 @@ def test_osm_excluded_ways_reported_with_reasons(osm_file):
 
 
 def test_include_private_keeps_compound_ways(osm_file):
-    net = nw.read_osm(osm_file, include_private=True, target_crs=LOCAL_TM)
+    net = read_osm(osm_file, include_private=True, target_crs=LOCAL_TM)
     assert 13 not in set(net.report.rejected["osm_id"])
     got = edge_lonlat(net)[frozenset({NODES[3], NODES[4]})]
     assert got == pytest.approx(geodesic(NODES[3], NODES[4]), abs=1e-3)
@@ -185,13 +188,13 @@ def test_oneway_is_ignored(tmp_path, osm_file):
     reverse = {**WAYS, 10: (WAYS[10][0], {"highway": "residential", "oneway": "-1"})}
     against = tmp_path / "against.osm"
     against.write_text(osm_xml(ways=reverse))
-    base = nw.read_osm(osm_file)
-    assert_same_network(base, nw.read_osm(two_way))
-    assert_same_network(base, nw.read_osm(against))
+    base = read_osm(osm_file)
+    assert_same_network(base, read_osm(two_way))
+    assert_same_network(base, read_osm(against))
 
 
 def test_no_clip_keeps_ways_beyond_bounds(osm_file):
-    net = nw.read_osm(osm_file, clip=False, target_crs=LOCAL_TM)
+    net = read_osm(osm_file, target_crs=LOCAL_TM, pedestrian_areas="none")  # the default: no clipping
     got = edge_lonlat(net)
     assert got[frozenset({NODES[2], NODES[5]})] == pytest.approx(geodesic(NODES[2], NODES[5]), abs=1e-3)
     assert got[frozenset({NODES[7], NODES[8]})] == pytest.approx(geodesic(NODES[7], NODES[8]), abs=1e-3)
@@ -200,10 +203,10 @@ def test_no_clip_keeps_ways_beyond_bounds(osm_file):
 
 
 def test_bz2_and_pbf_give_the_same_network(tmp_path, osm_file):
-    base = nw.read_osm(osm_file)
+    base = read_osm(osm_file)
     packed = tmp_path / "tiny.osm.bz2"
     packed.write_bytes(bz2.compress(osm_file.read_bytes()))
-    assert_same_network(base, nw.read_osm(packed))
+    assert_same_network(base, read_osm(packed))
 
     pbf = tmp_path / "tiny.osm.pbf"
     reader = osmium.FileProcessor(str(osm_file))
@@ -213,7 +216,7 @@ def test_bz2_and_pbf_give_the_same_network(tmp_path, osm_file):
     for obj in reader:
         writer.add(obj)
     writer.close()
-    assert_same_network(base, nw.read_osm(pbf))
+    assert_same_network(base, read_osm(pbf))
 
 
 def test_missing_nodes_split_the_way_without_bridging_the_gap(tmp_path):
@@ -222,7 +225,7 @@ def test_missing_nodes_split_the_way_without_bridging_the_gap(tmp_path):
     ways = {10: ([1, 6, 2, 3, 4], {"highway": "residential"}), 11: ([2, 5], {"highway": "footway"})}
     path = tmp_path / "gap.osm"
     path.write_text(osm_xml(nodes=nodes, ways=ways, bounds=None))
-    net = nw.read_osm(path, target_crs=LOCAL_TM)
+    net = read_osm(path, target_crs=LOCAL_TM)
     got = edge_lonlat(net)
     assert set(got) == {frozenset({NODES[1], NODES[6]}), frozenset({NODES[3], NODES[4]})}
     assert got[frozenset({NODES[3], NODES[4]})] == pytest.approx(geodesic(NODES[3], NODES[4]), abs=1e-3)
@@ -238,7 +241,7 @@ def test_zero_length_ways_and_self_loops(tmp_path):
     }
     path = tmp_path / "loops.osm"
     path.write_text(osm_xml(nodes=nodes, ways=ways))
-    net = nw.read_osm(path, target_crs=LOCAL_TM)
+    net = read_osm(path, target_crs=LOCAL_TM)
     assert net.report.rejected.set_index("osm_id")["reason"].to_dict() == {21: "zero length"}
     # way 22 is split at node 1 (shared with way 10): 4→6→1 and 1→4, a loop of two edges
     got = edge_lonlat(net)
@@ -282,16 +285,16 @@ def test_bad_osm_files(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(InputError) as err:
-        nw.read_osm(path)
+        read_osm(path)
     text = str(err.value)
     assert message in text and name in text and "\n" not in text
 
 
 def test_missing_file_and_geographic_target(tmp_path, osm_file):
     with pytest.raises(InputError, match="not found"):
-        nw.read_osm(tmp_path / "absent.osm")
+        read_osm(tmp_path / "absent.osm")
     with pytest.raises(InputError, match="not projected"):
-        nw.read_osm(osm_file, target_crs="EPSG:4326")
+        read_osm(osm_file, target_crs="EPSG:4326")
 
 
 lattice_node = st.integers(1, 36)  # node id k sits at column (k - 1) % 6, row (k - 1) // 6
@@ -332,9 +335,9 @@ def test_osm_matches_a_clipped_segment_graph(tmp_path_factory, ways, x0, y0, wid
             reference.add_edge(p, q, length=metric.length)
     if reference.number_of_edges() == 0:
         with pytest.raises(InputError):
-            nw.read_osm(path, target_crs=LOCAL_TM)
+            read_osm(path, target_crs=LOCAL_TM, clip_margin_m=0)
         return
-    net = nw.read_osm(path, target_crs=LOCAL_TM)
+    net = read_osm(path, target_crs=LOCAL_TM, clip_margin_m=0)
 
     assert net.edges["length_m"].sum() == pytest.approx(reference.size(weight="length"), abs=1e-6)
     assert net.stats["components"] == nx.number_connected_components(reference)
@@ -380,7 +383,7 @@ def test_lines_node_at_shared_vertex_not_at_bridge(tmp_path):
         ],
         道路等级=["主干路", "支路", "主干路"],
     )
-    net = nw.read_lines(path)
+    net = read_lines(path)
     assert net.crs.to_epsg() == 32650
     assert net.stats["nodes"] == 7 and net.stats["edges"] == 5
     assert net.stats["components"] == 2
@@ -407,7 +410,7 @@ def test_lines_multilinestring_exploded_and_bad_rows_rejected(tmp_path):
         ],
         fclass=["footway", "footway", "footway", "footway", "path", "motorway"],
     )
-    net = nw.read_lines(path)
+    net = read_lines(path)
     reasons = net.report.rejected.set_index("row")["reason"].to_dict()
     assert reasons == {
         2: "empty geometry",
@@ -419,7 +422,7 @@ def test_lines_multilinestring_exploded_and_bad_rows_rejected(tmp_path):
     assert net.stats["edges"] == 3 and net.stats["nodes"] == 4 and net.stats["components"] == 1
     assert sorted(net.edges["source_row"]) == [1, 1, 5]
     assert net.stats["dangles"] == 2
-    kept_all = nw.read_lines(path, exclude_classes=())
+    kept_all = read_lines(path, exclude_classes=())
     assert 6 not in set(kept_all.report.rejected["row"]) and kept_all.stats["components"] == 2
 
 
@@ -433,7 +436,7 @@ def test_lines_gbk_shapefile_without_cpg_still_excludes_by_chinese_class(tmp_pat
         crs="EPSG:32650",
     ).to_file(path, encoding="gbk")
     path.with_suffix(".cpg").unlink(missing_ok=True)
-    net = nw.read_lines(path)
+    net = read_lines(path)
     assert net.report.rejected.set_index("row")["reason"].to_dict() == {1: "道路等级=高速公路"}
     assert net.edges["highway"].tolist() == ["支路"]
     assert "no .cpg: attribute text detected as GB18030" in net.report.notes
@@ -442,10 +445,10 @@ def test_lines_gbk_shapefile_without_cpg_still_excludes_by_chinese_class(tmp_pat
 def test_lines_in_lonlat_are_projected_to_utm(tmp_path):
     a, b, c = (116.401, 39.901), (116.405, 39.901), (116.405, 39.905)
     path = write_lines(tmp_path / "ll.gpkg", [LineString([a, b]), LineString([b, c])], crs="EPSG:4326")
-    net = nw.read_lines(path)
+    net = read_lines(path)
     assert net.crs.to_epsg() == 32650
     assert net.edges["length_m"].sum() == pytest.approx(geodesic(a, b) + geodesic(b, c), rel=1e-3)
-    local = nw.read_lines(path, target_crs=LOCAL_TM)
+    local = read_lines(path, target_crs=LOCAL_TM)
     assert local.edges["length_m"].sum() == pytest.approx(geodesic(a, b) + geodesic(b, c), abs=1e-3)
     assert local.stats["nodes"] == 3
 
@@ -454,7 +457,7 @@ def test_lines_that_cannot_be_projected_are_rejected(tmp_path):
     near, far = LineString([(-60.0, 0.0), (-60.0, 0.01)]), LineString([(116.40, 39.90), (116.41, 39.90)])
     path = write_lines(tmp_path / "world.gpkg", [near, far], crs="EPSG:4326")
     ortho = "+proj=ortho +lon_0=-60 +lat_0=0 +datum=WGS84 +units=m"  # the far side of the globe is not on it
-    net = nw.read_lines(path, target_crs=ortho)
+    net = read_lines(path, target_crs=ortho)
     assert net.report.rejected["row"].tolist() == [2]
     assert net.report.rejected["reason"].iloc[0].startswith("cannot be projected")
     assert net.edges["length_m"].sum() == pytest.approx(geodesic((-60.0, 0.0), (-60.0, 0.01)), rel=1e-3)
@@ -464,14 +467,14 @@ def test_lines_that_cannot_be_projected_are_rejected(tmp_path):
 def test_lines_without_crs_or_unreadable(tmp_path):
     path = write_lines(tmp_path / "nocrs.shp", [LineString([(0, 0), (1, 0)])], crs=None)
     with pytest.raises(InputError, match=r"nocrs\.shp: the line layer has no CRS"):
-        nw.read_lines(path)
+        read_lines(path)
     junk = tmp_path / "junk.gpkg"
     junk.write_text("not a geopackage")
     with pytest.raises(InputError, match=r"junk\.gpkg: cannot read"):
-        nw.read_lines(junk)
+        read_lines(junk)
     polygons = write_lines(tmp_path / "areas.gpkg", [shapely.box(0, 0, 1, 1)])
     with pytest.raises(InputError, match=r"areas\.gpkg: no usable line features"):
-        nw.read_lines(polygons)
+        read_lines(polygons)
 
 
 grid_point = st.tuples(st.integers(0, 5), st.integers(0, 5))
@@ -486,7 +489,7 @@ def test_lines_match_a_networkx_segment_graph(tmp_path_factory, lines):
     """Noding on shared vertices preserves every walk distance of the segment graph."""
     path = tmp_path_factory.mktemp("prop") / "grid.gpkg"
     write_lines(path, [LineString(shifted(*((10 * x, 10 * y) for x, y in pts))) for pts in lines])
-    net = nw.read_lines(path)
+    net = read_lines(path)
 
     reference = nx.MultiGraph()
     uses: dict = {}
@@ -527,7 +530,7 @@ def test_network_from_osmnx_graph(tmp_path):
     path = tmp_path / "walk.osm"
     path.write_text(osm_xml(ways=walkable))
     graph = ox.graph_from_xml(path, bidirectional=True, retain_all=True)
-    net = nw.network_from_graph(graph, target_crs=LOCAL_TM)
+    net = network_from_graph(graph, target_crs=LOCAL_TM)
     undirected = ox.convert.to_undirected(graph)
     assert net.stats["edges"] == undirected.number_of_edges()
     # the graph also holds the file's unused nodes; osmnx keeps duplicate nodes 3 and 9 apart
@@ -557,7 +560,7 @@ def test_download_place_offline_message(tmp_path):
     ox.settings.requests_timeout, ox.settings.cache_folder = 5, str(tmp_path)
     try:
         with pytest.raises(InputError) as err:
-            nw.download_place("新吴区, 无锡市, 中国")
+            download_place("新吴区, 无锡市, 中国")
     finally:
         ox.settings.requests_timeout, ox.settings.cache_folder = timeout, cache
     text = str(err.value)
@@ -576,7 +579,7 @@ def test_download_bbox_offline_message(tmp_path):
     ox.settings.requests_timeout, ox.settings.cache_folder, ox.settings.overpass_rate_limit = 5, str(tmp_path), False
     try:
         with pytest.raises(InputError) as err:
-            nw.download_bbox((120.34, 31.54, 120.36, 31.56))
+            download_bbox((120.34, 31.54, 120.36, 31.56))
     finally:
         ox.settings.requests_timeout, ox.settings.cache_folder, ox.settings.overpass_rate_limit = saved
     text = str(err.value)
@@ -587,4 +590,4 @@ def test_download_bbox_offline_message(tmp_path):
 @pytest.mark.parametrize("bbox", [(120.4, 31.5, 120.3, 31.6), (120.3, 95.0, 120.4, 96.0)])
 def test_download_bbox_rejects_a_malformed_box(bbox):
     with pytest.raises(InputError, match=r"network\.bbox: .* is not \[west, south, east, north\]"):
-        nw.download_bbox(bbox)
+        download_bbox(bbox)

@@ -17,7 +17,6 @@ import pytest
 from carecircle.coverage.profile import load_profile
 from carecircle.coverage.standards import column_labels
 from carecircle.layers import crs as ccrs
-from carecircle.layers.sample import generate_sample
 from carecircle.maps import html as H
 from clitools import cli
 from fixtures_maps import CHROMIUM, browser_probe, layer_features
@@ -32,10 +31,8 @@ def _run(config: Path, out: Path, *args: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("sample-input")
-    generate_sample(d)
-    return d
+def sample(sample_district) -> Path:
+    return sample_district.out_dir
 
 
 @pytest.fixture(scope="module")

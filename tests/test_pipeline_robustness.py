@@ -31,7 +31,6 @@ from shapely.geometry import LineString, Point, Polygon
 
 from carecircle.config import parse_config
 from carecircle.errors import InputError
-from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run
 from clitools import assert_one_line_error, cli
 
@@ -43,8 +42,8 @@ FORMATS = ["facilities", "population", "rejected"]
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    s = generate_sample(tmp_path_factory.mktemp("sample") / "input")
+def sample(sample_district):
+    s = sample_district
     base = yaml.safe_load(Path(s.config).read_text(encoding="utf-8"))
     folder = Path(s.config).parent
     for key in ("facilities", "population", "communities", "estates", "streets"):

@@ -1,7 +1,5 @@
 """Population: raster cells, counted points/polygons, dasymetric distribution."""
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pyproj
@@ -10,10 +8,11 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Point, Polygon, box
 
+from conftest import shared_data
+
 from carecircle.layers.population import distribute_by_buildings, read_population_points, read_population_raster
 from carecircle.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 UTM50 = "EPSG:32650"
 NODATA = -9999.0
 # A 40 x 50 grid of 0.001° cells (~95 x 111 m) over Wuxi, in lon/lat (not UTM).
@@ -178,9 +177,7 @@ def test_distribute_sums_and_zero_weights(tmp_path):
 
 @pytest.mark.shared
 def test_wuxi_building_grid_distribution():
-    path = SHARED / "wuxi_xinwu" / "xinwu_built_env_250m.gpkg"
-    if not path.exists():
-        pytest.skip("../shared/data absent: no Wuxi Xinwu building grid")
+    path = shared_data("wuxi_xinwu", "xinwu_built_env_250m.gpkg")
     total = 750_000
     pts, report = distribute_by_buildings(
         path, total_population=total, weight_field="area_residential_m2", elderly_share=0.2, target_crs=UTM50, layer="built_env_250m"

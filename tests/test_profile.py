@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
+
 from carecircle.coverage.profile import Profile, list_profiles, load_profile
 from carecircle.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CITIES = ["kunshan", "rugao", "wuxi", "tongxiang", "shijiazhuang"]
 SEEDS = {
     "kunshan": "000_3ea025f13987f26d.txt", "rugao": "001_4f30a381c0252c0e.txt", "wuxi": "002_cee989169cb5fa37.txt",

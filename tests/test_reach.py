@@ -8,40 +8,17 @@ the virtual-node / chain construction in :mod:`carecircle.coverage.reach`.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from conftest import make_network, path3
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.reach import nearest_distance
 from carecircle.coverage.snap import snap_points
-
-CRS = "EPSG:32650"
-
-
-def make_network(xy, edges) -> SimpleNamespace:
-    """A Network-shaped object: ``edges`` is a list of (u, v, [interior vertices])."""
-    xy = np.asarray(xy, dtype=float)
-    lines = [shapely.LineString([xy[u], *mid, xy[v]]) for u, v, mid in edges]
-    nodes = gpd.GeoDataFrame({"x": xy[:, 0], "y": xy[:, 1]}, geometry=shapely.points(xy), crs=CRS)
-    e = gpd.GeoDataFrame(
-        {
-            "u": np.array([u for u, _, _ in edges], dtype=np.int64),
-            "v": np.array([v for _, v, _ in edges], dtype=np.int64),
-            "length_m": shapely.length(np.array(lines, dtype=object)) if lines else np.zeros(0),
-            "highway": "residential",
-        },
-        geometry=lines,
-        crs=CRS,
-    )
-    return SimpleNamespace(nodes=nodes, edges=e, crs=nodes.crs)
-
 
 def reference(graph, sources, targets, cutoff):
     """networkx distances and nearest-source positions, edges split at every snapped point."""
@@ -98,11 +75,6 @@ def check_against_reference(net, src_pts, tgt_pts, cutoff, max_snap, min_nodes=1
 
 
 # --------------------------------------------------------------------------- hand-computed
-
-
-def path3():
-    #  A(0,0) ---100--- B(100,0) ---200--- C(300,0)
-    return make_network([(0, 0), (100, 0), (300, 0)], [(0, 1, []), (1, 2, [])])
 
 
 def test_three_node_path_by_hand():

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import shapely
+from conftest import SHARED_DATA
 from test_reach import check_against_reference
 
 from carecircle.coverage.graph import build_graph
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 OSM = sorted((DATA / "osm").glob("*.osm")) if DATA.exists() else []
 XINWU = DATA / "wuxi_xinwu" / "xinwu_road_centerlines.gpkg"
 
@@ -42,7 +41,7 @@ def compare(network, seed):
 
 @pytest.mark.parametrize("path", OSM, ids=[p.stem for p in OSM])
 def test_osm_extract_matches_networkx(path):
-    from carecircle.layers.network import read_osm
+    from carecircle.layers.osm import read_osm
 
     graph = compare(read_osm(path), seed=len(path.name))
     assert graph.stats["snappable_edges"] > 100
@@ -50,7 +49,7 @@ def test_osm_extract_matches_networkx(path):
 
 @pytest.mark.skipif(not XINWU.exists(), reason=f"{XINWU} absent")
 def test_xinwu_centrelines_match_networkx():
-    from carecircle.layers.network import read_lines
+    from carecircle.layers.lines import read_lines
 
     network = read_lines(XINWU)
     graph = compare(network, seed=3)
@@ -62,7 +61,7 @@ def test_isolated_graph_build_on_xinwu_is_consistent():
     """Parallel edges and components on the real layer agree with a direct count."""
     if not XINWU.exists():
         pytest.skip(f"{XINWU} absent")
-    from carecircle.layers.network import read_lines
+    from carecircle.layers.lines import read_lines
 
     network = read_lines(XINWU)
     graph = build_graph(network)

@@ -280,7 +280,7 @@ def _chromium_of(folder: Path) -> list[int]:
                 cmd = (proc / "cmdline").read_bytes()
             except OSError:
                 continue
-            if str(folder).encode() in cmd and b"chrom" in cmd:
+            if str(folder).encode() in cmd and b"--user-data-dir" in cmd:
                 pids.append(int(proc.name))
     return pids
 
@@ -357,12 +357,12 @@ def test_tables_never_carry_a_formula(tmp_path) -> None:
     paths = write_tables(tmp_path, {"communities": frame})["communities"]
     with open(paths["csv"], encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["name"] for r in rows] == ["'" + v for v in HOSTILE[:6]] + ["普通社区"]
+    assert [r["name"] for r in rows] == ["'" + v for v in HOSTILE[:5]] + ["'\nCR", "普通社区"]
     assert [r["distance_m"] for r in rows] == ["-5.0", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0"]
     assert [r["code"] for r in rows][:3] == ["-5", "+7", "1e3"]  # numbers written as text stay numbers
     sheet = load_workbook(paths["xlsx"]).worksheets[0]
     names = [c for c in next(sheet.iter_cols(min_col=1, max_col=1, min_row=2))]
-    assert [c.value for c in names] == HOSTILE
+    assert [c.value for c in names] == [v.replace("\r", "\n") for v in HOSTILE]  # XML reads CR as LF
     assert {c.data_type for c in names} == {"s"}
     assert [c.value for c in next(sheet.iter_cols(min_col=2, max_col=2, min_row=2))][0] == -5
     assert next(sheet.iter_cols(min_col=2, max_col=2, min_row=2))[0].data_type == "n"
@@ -426,14 +426,17 @@ def test_overlapping_communities_are_noted(hostile_run) -> None:
     inputs, out, proc = hostile_run
     pop = gpd.read_file(out / "population.gpkg")
     com = gpd.read_file(inputs / "communities.gpkg").to_crs(pop.crs)
-    # Independently: points inside the shifted copy and the community it copies.
-    both = com.iloc[0].geometry.intersection(com.iloc[-1].geometry)
-    expected = int(pop.geometry.intersects(both).sum())
+    # Independently: points that a plain spatial join puts in two or more communities.
+    per_point = gpd.sjoin(pop, com, predicate="intersects").index.value_counts()
+    expected = int((per_point > 1).sum())
     assert expected > 0
     notes = json.loads((out / "summary.json").read_text())["inputs"]["communities"]["notes"]
     note = next(n for n in notes if n.startswith("implausible:"))
-    assert note.startswith(f"implausible: {expected} population point(s) fall in two or more overlapping communities")
-    assert f"{com.iloc[0]['name']} ({expected})" in note
+    head = f"implausible: {expected} population point(s) fall in two or more overlapping communities; each is counted once, in "
+    assert note.startswith(head)
+    got = dict(part.rsplit(" (", 1) for part in note.removeprefix(head).split(", "))
+    assert sum(int(n.rstrip(")")) for n in got.values()) == expected
+    assert set(got) <= set(com["name"])
     assert note in proc.stderr
 
 
@@ -622,3 +625,42 @@ def test_check_with_out_checks_the_output_folder(sample, tmp_path) -> None:
     (docs / "重要文件.docx").write_text("mine")
     proc = cli("check", _config(sample, tmp_path), "--out", docs)
     assert_one_line_error(proc, "重要文件.docx")
+
+
+def test_the_package_field_table_holds_no_formula(tmp_path) -> None:
+    """A user profile's label is text in shp/fields.csv and fields.xlsx, never a formula."""
+    from shapely.geometry import Point
+
+    from carecircle.maps.export import write_package
+
+    gdf = gpd.GeoDataFrame({"name": ["=1+1"]}, geometry=[Point(500000, 3500000)], crs="EPSG:4549")
+    result = write_package(tmp_path, {"communities": gdf}, crs="EPSG:4549", labels={"name": ("=HYPERLINK(\"x\")", "@x")})
+    sheet = load_workbook(result["fields_xlsx"]).worksheets[0]
+    assert "f" not in {c.data_type for row in sheet.iter_rows() for c in row}
+    assert "=HYPERLINK(\"x\")" in {c.value for row in sheet.iter_rows() for c in row}
+    with open(result["fields_csv"], encoding="utf-8-sig", newline="") as f:
+        assert not any(v.startswith(("=", "@")) for row in csv.reader(f) for v in row)
+
+
+def test_gdal_error_on_a_full_disk_is_exit_2(sample, tmp_path, monkeypatch) -> None:
+    """GDAL says 'write failed', not ENOSPC: the run asks the disk and names the folder."""
+    from carecircle import pipeline
+
+    usage = shutil.disk_usage(tmp_path)
+
+    def full(out, *a, **k):
+        monkeypatch.setattr(outdir.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+        raise RuntimeError("GDAL: write failed")
+
+    monkeypatch.setattr(pipeline, "write_outputs", full)
+    cfg = load_config(_config(sample, tmp_path, **{"output.formats": ["communities"]}))
+    with pytest.raises(InputError, match="disk is full"):
+        pipeline.run(cfg, tmp_path / "out", log=lambda s: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_an_unreadable_input_is_not_blamed_on_the_output(tmp_path) -> None:
+    err = PermissionError(errno.EACCES, "Permission denied", "/data/设施.csv")
+    assert outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x") is None
+    err = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".out.partial-1-x" / "map.html"))
+    assert "cannot write" in str(outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x"))

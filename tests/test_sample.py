@@ -36,8 +36,8 @@ MEAL_TYPES = {"日间照料中心（含助餐点）", "老年助餐点"}
 
 
 @pytest.fixture(scope="module")
-def district(tmp_path_factory) -> SampleDistrict:
-    return generate_sample(tmp_path_factory.mktemp("sample"))
+def district(sample_district) -> SampleDistrict:
+    return sample_district
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def _walkable_length_km(district) -> float:
 
 
 def test_the_project_osm_reader_drops_the_unwalkable_ways(district):
-    from carecircle.layers.network import read_osm
+    from carecircle.layers.osm import read_osm
 
     net = read_osm(district.osm)
     assert net.report.read == sum(1 for _ in ET.parse(district.osm).getroot().iter("way"))

@@ -36,7 +36,6 @@ import yaml
 from carecircle.config import load_config
 from carecircle.compare import compare_runs
 from carecircle.layers import crs as cccrs
-from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run as run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,10 +72,10 @@ def _flatten(d, prefix: str = "") -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, sample_district):
     """Baseline, plan (the shipped example) and 'built then closed' runs of the sample district."""
     root = tmp_path_factory.mktemp("scenario")
-    sample = generate_sample(root / "input")
+    sample = sample_district
     plan = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     plan["output"]["formats"] = FORMATS
     base = {k: v for k, v in plan.items() if k != "scenario"}

@@ -20,12 +20,13 @@ import pytest
 import shapely
 import yaml
 from shapely.geometry import box
+from conftest import SHARED_DATA
 
 from carecircle.config import load_config
 from carecircle.pipeline import run
 from clitools import assert_one_line_error, cli
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 OSM_DIR = DATA / "osm"
 SHANGHAI = DATA / "facilities" / "shanghai_elderly_care_orgs_gcj02.csv"
 OSM_NAMES = ["beijing_chaoyang_wangjing_2020.osm", "beijing_haidian_wudaokou_2017.osm", "shenzhen_longgang_2019.osm"]

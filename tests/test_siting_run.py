@@ -28,7 +28,6 @@ from clitools import assert_one_line_error, cli
 
 from carecircle.config import load_config
 from carecircle.layers import crs as cccrs
-from carecircle.layers.sample import generate_sample
 from carecircle.pipeline import run as run_pipeline
 
 FORMATS = ["communities", "streets", "actions", "population", "map", "shp"]
@@ -42,9 +41,9 @@ def _write(folder, name, data):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, sample_district):
     root = tmp_path_factory.mktemp("siting")
-    sample = generate_sample(root / "input")
+    sample = sample_district
     base = yaml.safe_load(sample.config.read_text(encoding="utf-8"))
     base["output"] = {**base.get("output", {}), "formats": FORMATS}
     siting = {"service": "meal", "candidates": {"generate": {"spacing_m": 100}}, "objective": "max_coverage",

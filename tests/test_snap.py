@@ -7,7 +7,7 @@ import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_reach import make_network
+from conftest import make_network
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.snap import REASON_EMPTY, REASON_FAR, snap_points

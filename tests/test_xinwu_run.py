@@ -24,11 +24,12 @@ import pytest
 import shapely
 import yaml
 from shapely.geometry import box
+from conftest import SHARED_DATA
 
 from carecircle.coverage.profile import load_profile
 from carecircle.layers.crs import from_wgs84
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 XINWU = DATA / "wuxi_xinwu"
 ROADS = XINWU / "xinwu_road_centerlines.gpkg"
 GRID = XINWU / "xinwu_built_env_250m.gpkg"
