@@ -226,6 +226,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
     if capacity is not None and (objective != "max_coverage" or demand.by_community or not capacity > 0):
         raise InputError("siting.capacity: only with objective max_coverage, weight elderly or population, and > 0")
     t0 = time.perf_counter()
+    phases: dict = {}
     m = _reduce(csr_array(cover), demand)
     target_abs, reachable = None, True
     if objective == "min_sites":
@@ -241,7 +242,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
             bound = 0.0
     else:
         chosen_local, status, optimal, gap, bound, plan_from = _highs(m, objective, new_sites, target_abs, time_limit_s,
-                                                                      capacity, greedy_x)
+                                                                      capacity, greedy_x, phases=phases)
         solver = _solver_name()
     chosen = m.cand[_rank(m, chosen_local)]
     _, _, gain = evaluate(cover, demand, chosen)
@@ -252,7 +253,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
                     solver=solver, solve_s=time.perf_counter() - t0, greedy_value=float(greedy_value),
                     target=target_abs, target_reachable=reachable, plan_from=plan_from,
                     model={"candidates": int(m.n_cand), "points": int(m.n_pts), "communities": int(m.n_com),
-                           "nnz": int(m.a.nnz)})
+                           "nnz": int(m.a.nnz), **phases})
 
 
 # --------------------------------------------------------------------------- reduced model
@@ -473,14 +474,17 @@ def _solver_name() -> str:
     return f"HiGHS (highspy {version('highspy')})"
 
 
-def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False):
+def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False,
+           phases: dict | None = None):
     """Build the integer program of the reduced model, solve it with HiGHS.
 
     Returns ``(chosen, status, optimal, gap, bound, plan_from)`` with ``bound`` on the primary
-    objective.
+    objective; ``phases`` receives the time of each solve (``primary_s``, ``tie_break_s``) and
+    the tie-break's status.
     """
     import highspy
 
+    phases = {} if phases is None else phases
     nc, npt, ng = m.n_cand, m.n_pts, m.n_com
     a_t = csr_array(m.a.T.astype(float))  # points × candidates
     pairs = a_t.tocoo() if capacity is not None else None
@@ -560,6 +564,7 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
+    phases["primary_s"] = round(time.perf_counter() - t0, 3)
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
         return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt]), "solver"
@@ -588,6 +593,8 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         start.value_valid = True
         h.setSolution(start)
         h.run()
+        phases["tie_break_s"] = round(time.perf_counter() - t0 - phases["primary_s"], 3)
+        phases["tie_break_status"] = h.modelStatusToString(h.getModelStatus())
         if h.getInfo().primal_solution_status:
             sol = np.asarray(h.getSolution().col_value)
     chosen = np.flatnonzero(sol[:nc] > 0.5)
