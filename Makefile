@@ -21,9 +21,15 @@ demo: install
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Every benchmark, each writing its section of bench/RESULTS.md (routing and the fast start;
+# siting against spopt; capacity against pysal access; batch and tiles on Dask; walk rules).
 bench: install
 	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) bench/run.py
+	$(PY) bench/siting.py
+	$(PY) bench/capacity.py
+	$(PY) bench/batch.py
+	$(PY) bench/walk_rules.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

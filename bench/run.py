@@ -154,18 +154,18 @@ def run_osmnx_example(case) -> dict:
     import networkx as nx
     import shapely
 
-    s = time.perf_counter()
+    s, cpu0 = time.perf_counter(), time.process_time()
     g = _nx_graph(case)
-    build = time.perf_counter() - s
+    build, build_cpu = time.perf_counter() - s, time.process_time() - cpu0
     nodes = case.network.nodes
     nx_, ny_ = nodes["x"].to_numpy(), nodes["y"].to_numpy()
     tree = shapely.STRtree(shapely.points(case.people))
-    per, n_total, timed = [], 0, 0
+    per, per_cpu, n_total, timed = [], [], 0, 0
     for k in SERVICES:
         pts = case.facilities[k]
         n_total += len(pts)
         sample = pts[:OSMNX_SAMPLE]
-        s = time.perf_counter()
+        s, cpu0 = time.perf_counter(), time.process_time()
         centre = _nearest_nodes(case, sample)
         covered = set()
         for c in centre:
@@ -174,9 +174,13 @@ def run_osmnx_example(case) -> dict:
             hull = shapely.MultiPoint(np.column_stack([nx_[ids], ny_[ids]])).convex_hull
             covered.update(tree.query(hull, predicate="contains").tolist())
         per.append((time.perf_counter() - s) / len(sample))
+        per_cpu.append((time.process_time() - cpu0) / len(sample))
         timed += len(sample)
-    per_fac = float(np.average(per, weights=[min(len(case.facilities[k]), OSMNX_SAMPLE) for k in SERVICES]))
-    return {"time": build + per_fac * n_total, "graph": build, "per_facility": per_fac,
+    weights = [min(len(case.facilities[k]), OSMNX_SAMPLE) for k in SERVICES]
+    per_fac = float(np.average(per, weights=weights))
+    # CPU seconds too: on a shared machine they do not count the time spent waiting for a core.
+    cpu = build_cpu + float(np.average(per_cpu, weights=weights)) * n_total
+    return {"time": build + per_fac * n_total, "cpu": cpu, "graph": build, "per_facility": per_fac,
             "extrapolated": timed < n_total, "timed_facilities": timed, "facilities": n_total}
 
 
@@ -314,7 +318,9 @@ def run_goals(repeats: int = 5) -> dict:
         "run_all": [round(w, 2) for w, _ in runs],
         "help_wall": med([w for w, _ in helps]), "help_cpu": med([c for _, c in helps]),
         "help_all": [round(w, 3) for w, _ in helps],
+        "run_cpu_all": [round(c, 2) for _, c in runs],
         "osmnx": med([r["time"] for r in ok]) if ok else None, "osmnx_all": [round(r["time"], 1) for r in ok],
+        "osmnx_cpu": med([r["cpu"] for r in ok]) if ok else None,
         "osmnx_per_facility": med([r["per_facility"] for r in ok]) if ok else None,
         "nodes": summary["network"]["nodes"], "edges": summary["network"]["edges"],
         "facilities": summary["inputs"]["facilities"]["kept"], "people_points": summary["population"]["points"],
@@ -325,6 +331,7 @@ def run_goals(repeats: int = 5) -> dict:
 def goals_report(g: dict, load: str) -> list[str]:
     """The RESULTS.md section for :func:`run_goals`."""
     ratio = g["osmnx"] / g["run_wall"] if g["osmnx"] else None
+    ratio_cpu = g["osmnx_cpu"] / g["run_cpu"] if g["osmnx"] else None
     lines = [
         GOALS_HEADING, "",
         f"`carecircle run` end to end (a fresh process: start-up, reading the files, analysis, writing "
@@ -338,12 +345,16 @@ def goals_report(g: dict, load: str) -> list[str]:
         "| measure | median | all runs | goal | |",
         "|---|---|---|---|---|",
         f"| `carecircle run` (tables only), wall | **{g['run_wall']:.2f} s** (CPU {g['run_cpu']:.2f} s) "
-        f"| {', '.join(f'{x:.2f}' for x in g['run_all'])} | | |",
-        f"| OSMnx example, same case | {g['osmnx']:.1f} s ({g['osmnx_per_facility'] * 1000:.0f} ms per facility) "
+        f"| {', '.join(f'{x:.2f}' for x in g['run_all'])} (CPU {', '.join(f'{x:.2f}' for x in g['run_cpu_all'])}) | | |",
+        f"| OSMnx example, same case, wall | {g['osmnx']:.1f} s ({g['osmnx_per_facility'] * 1000:.0f} ms per facility; "
+        f"CPU {g['osmnx_cpu']:.1f} s) "
         f"| {', '.join(f'{x:.1f}' for x in g['osmnx_all'])} | | |" if g["osmnx"] else "| OSMnx example | failed | | | |",
-        f"| ratio | **{ratio:.1f}×** | | ≥ 30× | {'met' if ratio >= 30 else '**missed**'} |" if ratio else "| ratio | — | | ≥ 30× | |",
-        f"| `carecircle --help`, wall | **{g['help_wall']:.2f} s** (CPU {g['help_cpu']:.2f} s) "
+        f"| ratio, wall | **{ratio:.1f}×** | | ≥ 30× | {'met' if ratio >= 30 else '**missed**'} |" if ratio else "| ratio | — | | ≥ 30× | |",
+        f"| ratio, CPU seconds | **{ratio_cpu:.1f}×** | | ≥ 30× | {'met' if ratio_cpu >= 30 else '**missed**'} |" if ratio else "",
+        f"| `carecircle --help`, wall | **{g['help_wall']:.2f} s** "
         f"| {', '.join(f'{x:.2f}' for x in g['help_all'])} | < 0.5 s | {'met' if g['help_wall'] < 0.5 else '**missed**'} |",
+        f"| `carecircle --help`, CPU seconds | **{g['help_cpu']:.2f} s** | | < 0.5 s | "
+        f"{'met' if g['help_cpu'] < 0.5 else '**missed**'} |",
         "",
         "Command: `.venv/bin/python bench/run.py --goals` (this section only; `make bench` runs everything).",
     ]

@@ -28,10 +28,10 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     # layers: inputs -> validated GeoDataFrames (each reader also returns its LayerReport)
-    "read_osm": "carecircle.layers.network",
-    "read_lines": "carecircle.layers.network",
-    "download_place": "carecircle.layers.network",
-    "download_bbox": "carecircle.layers.network",
+    "read_osm": "carecircle.layers.osm",
+    "read_lines": "carecircle.layers.lines",
+    "download_place": "carecircle.layers.online",
+    "download_bbox": "carecircle.layers.online",
     "Network": "carecircle.layers.network",
     "read_facilities": "carecircle.layers.facilities",
     "read_population_raster": "carecircle.layers.population",

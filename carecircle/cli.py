@@ -211,7 +211,7 @@ def check(
 
     cfg = load_config(config)
     if out is not None:
-        outdir.check_target(out, config_file=cfg.source, inputs=cfg.input_files())
+        outdir.check_writable(outdir.check_target(out, config_file=cfg.source, inputs=cfg.input_files()))
     profile, _, inputs = prepare_inputs(cfg, basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), log=_log)
     rows = ", ".join(f"{name} {rep.kept:,}/{rep.read:,}" for name, rep in inputs.reports.items())
     _say(f"ok: {config} (profile {profile.name} {profile.title}; rows kept/read: {rows})")

@@ -145,6 +145,10 @@ class CommunitiesConfig(_Section):
     population_field: str | None = None
     elderly_field: str | None = None
     built_year_field: str | None = None
+    #: The community's kind (社区 / 村); without it, read from the name's ending.
+    kind_field: str | None = None
+    #: Its 街道/镇's kind (街道, 镇, 乡, 主功能区 …) when no streets layer gives it.
+    street_kind_field: str | None = None
 
 
 class EstatesConfig(_Section):
@@ -163,6 +167,8 @@ class StreetsConfig(_Section):
 
     path: Path
     name_field: str | None = None
+    #: The 街道/镇's kind as written locally; without it, read from the name's ending.
+    kind_field: str | None = None
 
 
 class WalkConfig(_Section):

@@ -163,6 +163,20 @@ def check_target(out: str | os.PathLike, *, config_file: Path | None = None, inp
     return target
 
 
+def check_writable(target: Path) -> None:
+    """Without creating anything: can the nearest existing folder of ``target`` be written, is its disk full?
+
+    ``carecircle check --out`` asks this; a run creates its staging folder instead (:func:`staging`).
+    """
+    here = target
+    while not here.exists():
+        here = here.parent
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise InputError(f"--out {target}: cannot write in {here} (permission denied); choose a folder you can write to")
+    if _free(here) < MIN_FREE_BYTES:
+        raise InputError(f"--out {target}: the disk is full; free some space or choose another folder")
+
+
 def _few(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 

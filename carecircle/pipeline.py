@@ -93,28 +93,36 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=N
 
     fc = config.facilities
     keywords = {key: spec.keywords for key, spec in profile.services.items()}
+    exclude = {key: spec.exclude for key, spec in profile.services.items()}
     fac, reports["facilities"] = facilities_layer.read_facilities(
         fc.path, crs=fc.crs, columns=fc.columns(), keywords=keywords, target_crs=target,
-        auto_fix=fc.auto_fix, encoding=fc.encoding, sheet=fc.sheet, study_area=area,
+        auto_fix=fc.auto_fix, encoding=fc.encoding, sheet=fc.sheet, study_area=area, exclude=exclude,
     )
     if config.scenario is not None:
         fac = facilities_layer.apply_scenario(
             fac, add=pd.DataFrame([a.model_dump() for a in config.scenario.add],
                                   columns=["name", "type", "lon", "lat", "crs", "floor_area", "beds", "capacity"]),
             remove=config.scenario.remove, keywords=keywords, target_crs=target, report=reports["facilities"],
+            exclude=exclude,
         )
     log(f"设施 facilities: {len(fac):,} kept of {reports['facilities'].read:,}")
+    unmatched = facilities_layer.unmatched_names(fac, list(profile.services))
+    if unmatched:
+        log(f"警告 warning: {len(unmatched)} facility(ies) match no service of profile {profile.name} and count for nothing: "
+            + ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else "") + " (unmatched_facilities.csv)")
 
     streets = None
     if config.streets is not None:
         streets, reports["streets"] = areas.read_streets(
-            config.streets.path, name_field=config.streets.name_field, target_crs=target
+            config.streets.path, name_field=config.streets.name_field, target_crs=target,
+            kind_field=config.streets.kind_field,
         )
     cc = config.communities
     communities, reports["communities"] = areas.read_communities(
         cc.path, name_field=cc.name_field, street_field=cc.street_field, households_field=cc.households_field,
         population_field=cc.population_field, elderly_field=cc.elderly_field,
         built_year_field=cc.built_year_field, target_crs=target, streets=streets,
+        kind_field=cc.kind_field, street_kind_field=cc.street_kind_field,
     )
     estates = None
     if config.estates is not None:
@@ -291,7 +299,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
             "analysis_crs": inputs.network.crs.to_string(),
             "scenario": config.scenario.model_dump() if config.scenario else None,
         },
-        "inputs": {name: rep.to_dict() for name, rep in inputs.reports.items()},
+        "inputs": _inputs_summary(inputs, profile),
         "network": {**_jsonable(inputs.network.stats), "graph": _jsonable(analysis.graph_stats)},
         "snapping": {
             "facilities_unsnapped": int((~fac["snapped"]).sum()),
@@ -313,6 +321,14 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
     }
+
+
+def _inputs_summary(inputs: Inputs, profile: Profile) -> dict:
+    """Rows read / kept / rejected per layer; the facilities that match no service, by name."""
+    out = {name: rep.to_dict() for name, rep in inputs.reports.items()}
+    if "facilities" in out:
+        out["facilities"]["unmatched"] = facilities_layer.unmatched_names(inputs.facilities, list(profile.services))
+    return out
 
 
 def _jsonable(value):
@@ -355,10 +371,12 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     list of str
         The files written, relative to ``out`` (``summary.json`` is the caller's, written last).
     """
-    # The profile names its services, its checks and its sub-district unit.
-    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile)
-    com, streets, fac, pop, iso = (analysis.communities, analysis.streets, analysis.facilities,
-                                   analysis.population, analysis.isochrones)
+    # The profile names its services, its checks and its sub-district unit; the analysis'
+    # keys become words here.
+    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile, walk.distance_m)
+    com = map_labels.word_flags(analysis.communities, profile, lang, walk.distance_m)
+    actions = map_labels.word_actions(analysis.actions, profile, lang, walk.distance_m)
+    streets, fac, pop, iso = analysis.streets, analysis.facilities, analysis.population, analysis.isochrones
     dist_cols = [f"dist_{k}_m" for k in profile.services]
     pop_out = pop[["pid", "people", "elderly", *dist_cols, "snap_m", "geometry"]]
     gpkgs = {"population": pop_out, "facilities": fac.to_crs("EPSG:4326"), "communities": com, "isochrones": iso}
@@ -366,9 +384,14 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         if config.wants(name):
             export.write_geopackage(out / f"{name}.gpkg", {name: layer})
     tables = {name: table for name, table in (("communities", com), ("streets", streets), ("estates", analysis.estates),
-                                              ("actions", analysis.actions))
+                                              ("actions", actions))
               if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
+    unmatched = facilities_layer.unmatched_names(fac, list(profile.services))
+    if unmatched and config.wants("rejected"):
+        cols = [c for c in ("fid", "source_row", "name", "type", "address", "lon", "lat") if c in fac.columns]
+        map_cells.for_csv(fac.loc[fac["name"].astype(str).isin(unmatched), cols]).to_csv(
+            out / "unmatched_facilities.csv", index=False, encoding="utf-8-sig")
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
@@ -378,11 +401,11 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         # Uncovered points are drawn for the circle services only (day care, meals).
         pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
-                           actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
+                           actions=actions, services=services, labels=labels, cutoff_m=walk.distance_m,
                            lang=lang, basemap=basemap, title=title, sites=sites)
         html.write_map(m, out / "map.html", offline=offline)
     if config.wants("report"):
-        report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
+        report_page.write_report(out, streets=streets, communities=com, actions=actions,
                                  summary=summary, services=services, labels=labels, lang=lang, sites=sites)
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
@@ -528,7 +551,7 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         lang = lang or config.output.lang
         analysis = analyse(inputs, profile, walk, max_snap_m=config.network.max_snap_m,
                            min_component_nodes=config.network.min_component_nodes,
-                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), lang=lang, log=log)
+                           polygons=any(config.wants(f) for f in ("isochrones", "map", "shp")), log=log)
         siting = site_step(config, profile, walk, inputs, analysis, log) if config.siting is not None else None
         checks = walk_checks(config, profile, walk, inputs, analysis, log=log)
         summary = build_summary(config, profile, walk, inputs, analysis, time.perf_counter() - t0)

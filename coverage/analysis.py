@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from carecircle.coverage import capacity, circle, indicators, isochrones, reach, snap, standards
+from carecircle.coverage import capacity, catchment, circle, indicators, isochrones, reach, snap, space, standards
 from carecircle.coverage.graph import WalkGraph, build_graph
 from carecircle.coverage.profile import Profile
 from carecircle.layers.accounting import LayerReport
@@ -70,7 +70,7 @@ class Analysis:
 
 
 def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, min_component_nodes: int,
-            polygons: bool = True, lang: str = "zh", log: Log = print) -> Analysis:
+            polygons: bool = True, log: Log = print) -> Analysis:
     """Coverage per service, community indicators, standards checks and isochrones.
 
     Every point is snapped onto the nearest edge once; each service costs one multi-source
@@ -88,8 +88,6 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         Network islands smaller than this do not capture points.
     polygons : bool
         Draw isochrone polygons (only the map, isochrones.gpkg and shp/ need them).
-    lang : {"zh", "en"}
-        Language of the check labels in the tables.
     log : callable
 
     Returns
@@ -100,6 +98,11 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
     fac = inputs.facilities.copy()
     pop = inputs.population.copy()
     com = inputs.communities
+    streets = inputs.streets
+    if streets is not None and "kind" in streets.columns:
+        # The streets layer's kind wins over a kind field on the communities.
+        kind = com["street"].map(streets.dropna(subset=["kind"]).drop_duplicates("street").set_index("street")["kind"])
+        com = com.assign(street_kind=kind.astype("string").fillna(com["street_kind"].astype("string")) if "street_kind" in com else kind)
 
     fac_snap = snap.snap_points(graph, fac.geometry.values, max_snap_m=max_snap_m)
     fac["snapped"] = fac_snap.ok
@@ -128,12 +131,16 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
     ) + " of elderly within the circle")
     nearest = pd.concat(nearest_rows, ignore_index=True)
 
+    reach_table = None
+    if profile.space.count_facilities == "circle":
+        reach_table = _circle_reach(graph, fac, fac_snap, targets, n_pop, com, profile, walk.distance_m)
     communities = indicators.community_indicators(
         com, pop, fac, profile, cutoff_m=walk.distance_m, estates=inputs.estates, nearest=nearest,
-        point_community=cid,
+        point_community=cid, reach=reach_table,
     )
-    assessed = standards.assess(communities, fac, profile, streets=inputs.streets, population=pop,
-                                cutoff_m=walk.distance_m, lang=lang)
+    estates = space.estate_table(inputs.estates, com, profile) if inputs.estates is not None else None
+    assessed = standards.assess(communities, fac, profile, streets=streets, services=services_summary, estates=estates,
+                                cutoff_m=walk.distance_m)
     # Capacity against demand: one bounded search per facility, beside the verdicts.
     cap = capacity.capacity_run(graph, fac, fac_snap, targets, pop["elderly"].to_numpy(float), cid, com, profile,
                                 circle_m=walk.distance_m, limit_m=walk.distance_m * REPORT_LIMIT_FACTOR)
@@ -147,13 +154,24 @@ def analyse(inputs: Inputs, profile: Profile, walk: Walk, *, max_snap_m: float, 
         population=pop,
         communities=com_out,
         streets=streets_out,
-        estates=indicators.estate_table(inputs.estates, com, profile) if inputs.estates is not None else None,
+        estates=estates,
         actions=assessed.actions,
         city=assessed.city,
         isochrones=iso,
         services=services_summary,
         capacity=cap.summary,
     )
+
+
+def _circle_reach(graph, fac, fac_snap, targets, n_pop: int, com: gpd.GeoDataFrame, profile: Profile,
+                  cutoff_m: float) -> pd.DataFrame:
+    """Walk distances from each community's centre to the facilities whose floor area counts
+    (``space.count_facilities: circle``), one bounded search per facility (sparse)."""
+    qual = indicators.service_mask(fac, profile, profile.space.facility_services) & fac_snap.ok
+    idx = np.flatnonzero(qual)
+    centres = targets.take(np.arange(n_pop, n_pop + len(com)))
+    m = catchment.catchment_matrix(graph, fac_snap.take(idx), centres, cutoff_m=cutoff_m).tocoo()
+    return pd.DataFrame({"name": com["name"].to_numpy()[m.col], "fid": fac["fid"].to_numpy()[idx][m.row], "distance_m": m.data})
 
 
 def _nearest_table(com: gpd.GeoDataFrame, cid: np.ndarray, dist: np.ndarray, src: np.ndarray,
@@ -181,8 +199,6 @@ def _nearest_table(com: gpd.GeoDataFrame, cid: np.ndarray, dist: np.ndarray, src
 def _service_summary(pop: gpd.GeoDataFrame, fac: gpd.GeoDataFrame, key: str, n_snapped: int,
                      profile: Profile, cutoff_m: float) -> dict:
     """The summary.json entry of one service: who lives within the circle."""
-    covered = circle.covered(pop, key, cutoff_m)
-    people, elderly = pop["people"].to_numpy(float), pop["elderly"].to_numpy(float)
     spec = profile.services[key]
     return {
         "label_zh": spec.label_zh,
@@ -190,10 +206,7 @@ def _service_summary(pop: gpd.GeoDataFrame, fac: gpd.GeoDataFrame, key: str, n_s
         "circle_check": bool(spec.circle),
         "facilities": int(fac[key].sum()),
         "facilities_snapped": int(n_snapped),
-        "population_covered": float(people[covered].sum()),
-        "elderly_covered": float(elderly[covered].sum()),
-        "population_covered_share": _share(people[covered].sum(), people.sum()),
-        "elderly_covered_share": _share(elderly[covered].sum(), elderly.sum()),
+        **circle.shares(pop, key, cutoff_m),
     }
 
 
@@ -210,10 +223,6 @@ def _nearest_per_community(cid: np.ndarray, dist: np.ndarray, src: np.ndarray, n
         first = np.r_[True, c[1:] != c[:-1]]
         best_d[c[first]], best_src[c[first]] = d[first], s[first]
     return best_d, best_src
-
-
-def _share(part: float, whole: float) -> float | None:
-    return float(part / whole) if whole > 0 else None
 
 
 def _isochrones(graph, fac, fac_snap, profile: Profile, walk: Walk | None) -> gpd.GeoDataFrame:

@@ -38,3 +38,26 @@ def covered(points: pd.DataFrame, service: str, cutoff_m: float) -> np.ndarray:
     if col in points.columns:
         return points[col].to_numpy(dtype=bool)
     return within(points[f"dist_{service}_m"], cutoff_m)
+
+
+def shares(points: pd.DataFrame, service: str, cutoff_m: float) -> dict[str, float | None]:
+    """People and elderly of ``points`` within the circle of ``service``, and their shares.
+
+    The one computation of the city covered shares (the summary's ``services`` and the
+    standards' city totals both read it).
+
+    Returns
+    -------
+    dict
+        ``population_covered``, ``elderly_covered``, ``population_covered_share``,
+        ``elderly_covered_share`` (None without people / elderly).
+    """
+    cov = covered(points, service, cutoff_m)
+    people = pd.to_numeric(points["people"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    elderly = pd.to_numeric(points["elderly"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    p, e = float(people[cov].sum()), float(elderly[cov].sum())
+    return {
+        "population_covered": p, "elderly_covered": e,
+        "population_covered_share": p / people.sum() if people.sum() > 0 else None,
+        "elderly_covered_share": e / elderly.sum() if elderly.sum() > 0 else None,
+    }

@@ -12,27 +12,27 @@ The verdicts (flags), street scorecards and the action list are in
 
 from __future__ import annotations
 
-import re
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from carecircle.coverage import circle
+from carecircle.coverage import circle, space
 from carecircle.coverage.profile import Profile
+from carecircle.coverage.space import TOLERANCE, first_position, group_max, numeric  # noqa: F401  (TOLERANCE re-exported)
 from carecircle.errors import InputError
+from carecircle.layers.areas import community_kind, street_kind
+from carecircle.layers.facilities import keyword_flags
 
 #: Weighted quantile reported as the "worst decile" distance.
 WORST_DECILE = 0.9
-#: Floor-space shortfalls below this (m²) are rounding, not a deficit.
-TOLERANCE = 1e-6
 
 
 def service_mask(facilities: pd.DataFrame, profile: Profile, services: list[str]) -> np.ndarray:
     """Facilities carrying any of ``services``.
 
     Uses the bool service columns the facility loader writes; a service without a column
-    (e.g. a tier a user profile adds) is detected from its keywords in ``name`` and ``type``.
+    (e.g. a tier a user profile adds) is detected from its keywords in ``name`` and ``type``
+    with the loader's own matcher (:func:`carecircle.layers.facilities.keyword_flags`).
 
     Parameters
     ----------
@@ -46,19 +46,16 @@ def service_mask(facilities: pd.DataFrame, profile: Profile, services: list[str]
     numpy.ndarray of bool
     """
     mask = np.zeros(len(facilities), dtype=bool)
-    text = None
-    for s in services:
-        if s in facilities.columns:
-            mask |= facilities[s].fillna(False).to_numpy(dtype=bool)
-            continue
-        words = profile.services[s].keywords
-        if not words:
-            continue
-        if text is None:
-            text = facilities.get("name", pd.Series("", index=facilities.index)).fillna("").astype(str) + " " + (
-                facilities.get("type", pd.Series("", index=facilities.index)).fillna("").astype(str)
-            )
-        mask |= text.str.contains("|".join(map(re.escape, words)), regex=True).to_numpy(dtype=bool)
+    have = [s for s in services if s in facilities.columns]
+    for s in have:
+        mask |= facilities[s].fillna(False).to_numpy(dtype=bool)
+    rest = [s for s in services if s not in have]
+    if rest:
+        empty = pd.Series("", index=facilities.index)
+        flags = keyword_flags(facilities.get("name", empty), facilities.get("type", empty),
+                              {s: profile.services[s].keywords for s in rest}, {s: profile.services[s].exclude for s in rest})
+        for v in flags.values():
+            mask |= v
     return mask
 
 
@@ -66,29 +63,10 @@ def _rep_points(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
     return gdf.geometry.representative_point()
 
 
-def _numeric(df: pd.DataFrame, col: str) -> pd.Series:
-    """An optional column as numbers (unparseable → NaN); all NaN when ``df`` lacks it."""
-    return pd.to_numeric(df[col], errors="coerce") if col in df.columns else pd.Series(np.nan, index=df.index)
-
-
-def _first_position(names: pd.Series) -> pd.Series:
-    """Name → row position of its first occurrence (a repeated name maps to its first row)."""
-    pos = pd.Series(np.arange(len(names)), index=names.to_numpy())
-    return pos[~pos.index.duplicated(keep="first")]
-
-
 def _require(table: pd.DataFrame, label: str, columns: list[str]) -> None:
     """Raise :class:`InputError` when a table handed in by the pipeline lacks ``columns``."""
     if missing := set(columns) - set(table.columns):
         raise InputError(f"{label}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
-
-
-def _group_max(cid: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per community ``0..n-1``, the largest of ``values`` (NaN skipped); NaN where there is none."""
-    out = np.full(n, np.nan)
-    g = pd.Series(values).groupby(cid).max()
-    out[g.index.to_numpy()] = g.to_numpy()
-    return out
 
 
 def community_of_points(points: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> pd.Series:
@@ -177,146 +155,6 @@ def _nearest_table(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, 
     return out, "straight_line"
 
 
-def _estate_cid(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> np.ndarray:
-    """Community position of each estate: by ``community`` name, else by location."""
-    by_name = estates["community"].map(_first_position(communities["name"])) if "community" in estates.columns else pd.Series(np.nan, index=estates.index)
-    by_place = community_of_points(gpd.GeoDataFrame(geometry=_rep_points(estates), crs=estates.crs), communities)
-    cid = by_name.fillna(by_place.where(by_place >= 0))
-    return cid.fillna(-1).astype(int).to_numpy()
-
-
-def _is_new(year: pd.Series, profile: Profile) -> np.ndarray:
-    y = pd.to_numeric(year, errors="coerce")
-    unknown_new = profile.space.unknown_year_as == "new"
-    return np.where(y.isna(), unknown_new, y >= profile.space.new_from_year).astype(bool)
-
-
-def _rates(profile: Profile, which: str) -> tuple[float | None, float | None]:
-    """The ``which`` (``min`` or ``target``) m² per 100 households of new and of existing
-    estates; None where the plan states none."""
-    return (getattr(profile.space.new, f"{which}_m2_per_100hh"), getattr(profile.space.existing, f"{which}_m2_per_100hh"))
-
-
-def _rate_parts(hh_new: np.ndarray, hh_old: np.ndarray, profile: Profile, which: str) -> np.ndarray:
-    """Required m² from households by age class; NaN where no rate applies to any household."""
-    rn, ro = _rates(profile, which)
-    req = (hh_new * rn / 100.0 if rn is not None else 0.0) + (hh_old * ro / 100.0 if ro is not None else 0.0)
-    checked = (hh_new if rn is not None else 0.0) + (hh_old if ro is not None else 0.0)
-    total = hh_new + hh_old
-    return np.where((checked == 0) & (total > 0), np.nan, req)
-
-
-def _estate_space(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, profile: Profile) -> pd.DataFrame:
-    """Per 小区 (aligned with ``estates``): community position, age class and its own space requirement.
-
-    Columns ``_cid`` (-1 outside every community), ``households``, ``built_year``, ``is_new``,
-    ``per_estate`` (its class is checked estate by estate), ``rate`` (compliance m² per 100
-    households, NaN where the plan states none), ``required``, ``target`` (NaN where the
-    households or the rate are unknown) and ``provided`` (``space_m2``, NaN if unknown).
-    """
-    hh = pd.to_numeric(estates["households"], errors="coerce").to_numpy(dtype=float)
-    is_new = _is_new(estates["built_year"], profile)
-    sp = profile.space
-
-    def by_class(which: str) -> np.ndarray:
-        rn, ro = _rates(profile, which)
-        return np.where(is_new, np.nan if rn is None else rn, np.nan if ro is None else ro).astype(float)
-
-    rate, target_rate = by_class("min"), by_class("target")
-    return pd.DataFrame({
-        "_cid": _estate_cid(estates, communities),
-        "households": hh,
-        "built_year": pd.to_numeric(estates["built_year"], errors="coerce").to_numpy(dtype=float),
-        "is_new": is_new,
-        "per_estate": np.where(is_new, sp.new.per_estate, sp.existing.per_estate).astype(bool),
-        "rate": rate,
-        "required": hh * rate / 100.0,
-        "target": hh * target_rate / 100.0,
-        "provided": _numeric(estates, "space_m2").to_numpy(dtype=float),
-    })
-
-
-def _uses_estate_space(est: pd.DataFrame, n: int, profile: Profile) -> np.ndarray:
-    """Per community: is its provided space the 小区 ``space_m2`` (else facility floor area)?"""
-    src = profile.space.provided_from
-    if src != "auto":
-        return np.full(n, src == "estates")
-    inside = est["_cid"].to_numpy() >= 0
-    known = inside & est["provided"].notna().to_numpy()
-    return np.bincount(est["_cid"].to_numpy()[known], minlength=n) > 0
-
-
-def _estate_shortfalls(est: pd.DataFrame, uses_estates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each estate's own shortfall to the compliance rate and to the target.
-
-    Checked where the estate lies in a community whose space is measured from the 小区 (an
-    unknown ``space_m2`` there counts as no room: the community total counts it so too), or,
-    outside every community, where its own ``space_m2`` is known. NaN where not checked or
-    no rate / households are known.
-    """
-    cid = est["_cid"].to_numpy()
-    prov = est["provided"].to_numpy(dtype=float)
-    checked = np.where(cid >= 0, uses_estates[np.maximum(cid, 0)], ~np.isnan(prov))
-    have = np.nan_to_num(prov)
-    short = np.where(checked, np.clip(est["required"].to_numpy() - have, 0, None), np.nan)
-    short_t = np.where(checked, np.clip(est["target"].to_numpy() - have, 0, None), np.nan)
-    return short, short_t
-
-
-def estate_table(estates: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, profile: Profile) -> gpd.GeoDataFrame:
-    """One row per 小区 with its own floor-space requirement, what it provides and its shortfall.
-
-    Parameters
-    ----------
-    estates : GeoDataFrame
-        小区 with ``name``, ``community`` (NaN → located by geometry), ``households``,
-        ``built_year``, ``space_m2`` (optional), metric CRS.
-    communities : GeoDataFrame
-        ``name``, ``street``, polygons (the pipeline's communities layer).
-    profile : Profile
-
-    Returns
-    -------
-    GeoDataFrame
-        Input order: ``estate`` (the 小区 name), ``community`` (resolved by name, else by
-        location; NA outside every community), ``street`` (the community's), ``households``,
-        ``built_year``, ``estate_class``
-        (``new`` / ``existing``, split at ``space.new_from_year``), ``per_estate`` (the class
-        is checked estate by estate, so this estate's deficit fails its community),
-        ``space_rate_m2_per_100hh`` (compliance rate; NaN where the plan states none),
-        ``space_required_m2``, ``space_target_m2``, ``space_provided_m2`` (``space_m2``, NaN
-        if unknown), ``space_shortfall_m2``, ``space_target_shortfall_m2`` (NaN where not
-        checked: no rate or households, or the community's space is measured from facility
-        floor area), ``flag_space`` (the estate is short on its own), geometry.
-    """
-    com = communities.reset_index(drop=True)
-    est = _estate_space(estates, com, profile)
-    short, short_t = _estate_shortfalls(est, _uses_estate_space(est, len(com), profile))
-    cid = est["_cid"].to_numpy()
-    inside = cid >= 0
-
-    def of_community(col: str) -> pd.Series:
-        values = com[col].astype("string").to_numpy() if col in com.columns else np.full(len(com), pd.NA, dtype=object)
-        return pd.Series(np.where(inside, values[np.maximum(cid, 0)] if len(com) else pd.NA, pd.NA), dtype="string")
-
-    return gpd.GeoDataFrame({
-        "estate": estates["name"].astype("string").to_numpy(),
-        "community": of_community("name").to_numpy(),
-        "street": of_community("street").to_numpy(),
-        "households": est["households"].to_numpy(),
-        "built_year": est["built_year"].to_numpy(),
-        "estate_class": np.where(est["is_new"], "new", "existing"),
-        "per_estate": est["per_estate"].to_numpy(),
-        "space_rate_m2_per_100hh": est["rate"].to_numpy(),
-        "space_required_m2": est["required"].to_numpy(),
-        "space_target_m2": est["target"].to_numpy(),
-        "space_provided_m2": est["provided"].to_numpy(),
-        "space_shortfall_m2": short,
-        "space_target_shortfall_m2": short_t,
-        "flag_space": np.nan_to_num(short) > TOLERANCE,
-    }, geometry=estates.geometry.to_numpy(), crs=estates.crs)
-
-
 def community_indicators(
     communities: gpd.GeoDataFrame,
     population: gpd.GeoDataFrame,
@@ -374,10 +212,15 @@ def community_indicators(
         ``straight_line``); ``space_required_m2``, ``space_target_m2``,
         ``space_provided_m2``, ``space_provided_from``, ``space_shortfall_m2`` (with classes
         checked estate by estate, the sum of those estates' own shortfalls plus the pooled
-        shortfall of the rest: a surplus never offsets another estate's deficit),
-        ``space_estates_short`` (estates short on their own, see :func:`estate_table`),
-        ``space_target_shortfall_m2``, ``largest_unit_m2``, ``n_stations``,
-        ``largest_station_m2``, ``per_capita_required_m2``, geometry.
+        shortfall of the rest within its class: a surplus never offsets another estate's
+        deficit, nor an existing estate's a new one's), ``space_estates_short`` (estates
+        short on their own, see :func:`carecircle.coverage.space.estate_table`),
+        ``space_target_shortfall_m2``, ``space_area_unknown`` (qualifying facilities counted
+        without a floor-area figure), ``largest_unit_m2``, ``pooled_units`` and
+        ``pooled_units_required`` (Rugao), ``community_kind`` (``urban`` / ``rural``),
+        ``street_kind``, ``n_stations``, ``largest_station_m2``, ``stations_area_unknown``,
+        ``n_<key>`` per ``presence`` check, ``estates_listed`` / ``estates_covered`` (with
+        ``estate_coverage``), ``per_capita_required_m2``, geometry.
     """
     cutoff = float(profile.walk_distance_m if cutoff_m is None else cutoff_m)
     com = communities.reset_index(drop=True)
@@ -437,90 +280,42 @@ def community_indicators(
     out["nearest_basis"] = basis
 
     # ---- people and households ------------------------------------------------------
-    pop_field = _numeric(com, "population").to_numpy(dtype=float)
-    eld_field = _numeric(com, "elderly").to_numpy(dtype=float)
+    pop_field = numeric(com, "population").to_numpy(dtype=float)
+    eld_field = numeric(com, "elderly").to_numpy(dtype=float)
     out["population"] = np.where(np.isnan(pop_field), people_sum, pop_field)
     out["elderly"] = np.where(np.isnan(eld_field), eld_sum, eld_field)
 
-    hh_field = _numeric(com, "households").to_numpy(dtype=float)
-    com_new = _is_new(_numeric(com, "built_year"), profile)
-    est_hh = np.zeros(n)
-    est_new = np.zeros(n)
-    est_space = np.full(n, np.nan)
-    est_max_space = np.full(n, np.nan)  # the largest estate room, for the pooled rule
-    has_est_hh = np.zeros(n, dtype=bool)
-    # Per-estate parts of the space check (逐小区): required, provided and the sum of the
-    # estates' own shortfalls, over the estates whose class is checked estate by estate.
-    pe_required, pe_target, pe_provided, pe_short, pe_short_t, n_short = (np.zeros(n) for _ in range(6))
-    # Without estates, space is measured from facilities unless the profile forces estates.
-    use_est = np.full(n, profile.space.provided_from == "estates")
-    if estates is not None and len(estates):
-        est = _estate_space(estates, com, profile)
-        keep = est["_cid"].to_numpy() >= 0
-        e = est[keep]
-        ec = e["_cid"].to_numpy()
-        e_hh = e["households"].to_numpy()
-        known = ~np.isnan(e_hh)
-        est_hh = np.bincount(ec[known], weights=e_hh[known], minlength=n)
-        est_new = np.bincount(ec[known], weights=(e_hh * e["is_new"].to_numpy())[known], minlength=n)
-        has_est_hh = np.bincount(ec[known], minlength=n) > 0
-        total = e["provided"].groupby(ec).sum(min_count=1)
-        est_space[total.index.to_numpy()] = total.to_numpy()
-        est_max_space = _group_max(ec, e["provided"].to_numpy(), n)
-        use_est = _uses_estate_space(est, n, profile)
-        short, short_t = (x[keep] for x in _estate_shortfalls(est, use_est))
-        n_short = np.bincount(ec, weights=np.nan_to_num(short) > TOLERANCE, minlength=n)
-        pe = e["per_estate"].to_numpy() & ~np.isnan(short)
+    # ---- kinds of place (the scopes the plans use) ---------------------------------
+    out["community_kind"] = place_kinds(com, profile)
+    out["street_kind"] = street_kinds(com["street"], com.get("street_kind"), profile).to_numpy()
 
-        def per_estate_sum(values: np.ndarray) -> np.ndarray:
-            return np.bincount(ec[pe], weights=values[pe], minlength=n)
-
-        pe_required = per_estate_sum(e["required"].to_numpy())
-        pe_provided = per_estate_sum(np.nan_to_num(e["provided"].to_numpy()))
-        pe_short = per_estate_sum(short)
-        pe_short_t = per_estate_sum(short_t)
-        pe_target = per_estate_sum(e["target"].to_numpy())
-    hh_from_pop = out["population"].to_numpy(dtype=float) / profile.household_size
-    households = np.where(has_est_hh, est_hh, np.where(np.isnan(hh_field), hh_from_pop, hh_field))
-    out["households"] = households
-    out["households_source"] = np.where(has_est_hh, "estates", np.where(np.isnan(hh_field), "population", "community"))
-    hh_new = np.where(has_est_hh, est_new, np.where(com_new, households, 0.0))
-    hh_new = np.nan_to_num(hh_new)
-    hh_old = np.nan_to_num(households) - hh_new
-    out["households_new"] = hh_new
-    out["households_existing"] = hh_old
-
-    # ---- facilities → communities (one spatial join, reused) -----------------------
+    # ---- households and floor space (coverage/space.py) ----------------------------
     fcid = community_of_points(facilities, com).to_numpy()
     area = pd.to_numeric(facilities["floor_area_m2"], errors="coerce").to_numpy(dtype=float)
     qual = service_mask(facilities, profile, profile.space.facility_services)
-    if profile.space.count_facilities == "inside":
-        sel = qual & (fcid >= 0)
-        fac_space = np.bincount(fcid[sel], weights=np.nan_to_num(area[sel]), minlength=n)
-    else:
-        fac_space = _circle_space(com, facilities, qual, area, cutoff, reach)
-    sel = qual & (fcid >= 0) & ~np.isnan(area)
-    fac_max = _group_max(fcid[sel], area[sel], n)
+    for col, values in space.community_space(com, out, facilities, fcid, qual, profile, cutoff=cutoff, estates=estates,
+                                             reach=reach, locate=community_of_points).items():
+        out[col] = values
 
-    # ---- floor space: required vs provided -------------------------------------------
-    out["space_required_m2"] = _rate_parts(hh_new, hh_old, profile, "min")
-    out["space_target_m2"] = _rate_parts(hh_new, hh_old, profile, "target")
-    out["space_provided_m2"] = np.where(use_est, np.nan_to_num(est_space), fac_space)
-    out["space_provided_from"] = np.where(use_est, "estates", "facilities")
-    # Estates checked one by one stand alone; the rest of the community pools its rooms.
-    # (Without estate space data nothing is per estate and this is required − provided.)
-    pooled_provided = out["space_provided_m2"].to_numpy(dtype=float) - pe_provided
-    out["space_shortfall_m2"] = pe_short + np.clip(out["space_required_m2"].to_numpy(dtype=float) - pe_required - pooled_provided, 0, None)
-    out["space_target_shortfall_m2"] = pe_short_t + np.clip(out["space_target_m2"].to_numpy(dtype=float) - pe_target - pooled_provided, 0, None)
-    out["space_estates_short"] = n_short.astype(int)
-    # The largest single unit (an estate's room or one facility) for Rugao's pooled rule.
-    out["largest_unit_m2"] = np.fmax(est_max_space, fac_max)
-
-    # ---- stations ("one station per community") ------------------------------------
+    # ---- stations ("one station per community") and presence of services ------------
     st = service_mask(facilities, profile, profile.station.services) & (fcid >= 0)
     out["n_stations"] = np.bincount(fcid[st], minlength=n)
     st_area = st & ~np.isnan(area)
-    out["largest_station_m2"] = _group_max(fcid[st_area], area[st_area], n)
+    out["largest_station_m2"] = group_max(fcid[st_area], area[st_area], n)
+    out["stations_area_unknown"] = np.bincount(fcid[st & np.isnan(area)], minlength=n)
+    # Presence (the service inside the community) is reported beside reach for every circle
+    # service; a profile's presence checks read their own counts.
+    presence = {f"present_{s}": [s] for s in profile.circle_services} | {k: r.services for k, r in profile.presence.items()}
+    for key, services in presence.items():
+        has = service_mask(facilities, profile, services) & (fcid >= 0)
+        out[f"n_{key}"] = np.bincount(fcid[has], minlength=n)
+    # Facilities whose floor area would count here but is unknown: named in the action list.
+    unknown = (qual | st) & (fcid >= 0) & np.isnan(area)
+    names = pd.Series(facilities["name"].astype(str).to_numpy()[unknown]).groupby(fcid[unknown]).agg("; ".join)
+    out["facilities_unknown_area"] = ""
+    out.loc[names.index.to_numpy(), "facilities_unknown_area"] = names.to_numpy()
+    if profile.estate_coverage is not None:
+        out["estates_listed"], out["estates_covered"] = _estate_coverage(estates, com, population, profile, cutoff)
 
     pc_rule = profile.per_capita
     out["per_capita_required_m2"] = (
@@ -530,18 +325,48 @@ def community_indicators(
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def _circle_space(com: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame, qual: np.ndarray, area: np.ndarray,
-                  cutoff: float, reach: pd.DataFrame | None) -> np.ndarray:
-    """Floor area of qualifying facilities within the walk circle of each community."""
+def place_kinds(com: pd.DataFrame, profile: Profile) -> np.ndarray:
+    """``urban`` / ``rural`` per community (the ``kind`` column, else the name's ending).
+
+    A community neither a field nor its name marks as 村 counts as urban: the plans' urban
+    checks are the default they state, and a 村 is named …村 (README, "readings").
+    """
+    kind = com["kind"].astype("string") if "kind" in com.columns else pd.Series(pd.NA, index=com.index, dtype="string")
+    kind = kind.fillna(community_kind(com["name"].astype("string")))
+    return kind.fillna("urban").to_numpy(dtype=object)
+
+
+def street_kinds(names: pd.Series, given: pd.Series | None, profile: Profile) -> pd.Series:
+    """The kind of each sub-district: the profile's named places, else ``given``, else the name's ending."""
+    names = names.astype("string")
+    kind = given.astype("string").reset_index(drop=True) if given is not None else pd.Series(pd.NA, index=range(len(names)), dtype="string")
+    kind.index = names.index
+    kind = kind.fillna(street_kind(names))
+    named = names.map(profile.sub_district.kinds_by_name)
+    return named.astype("string").fillna(kind)
+
+
+def _estate_coverage(estates: gpd.GeoDataFrame | None, com: gpd.GeoDataFrame, population: gpd.GeoDataFrame,
+                     profile: Profile, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per community: 小区 listed (with population points inside) and 小区 whose residents are
+    within the circle of ``estate_coverage.services`` (elderly-weighted share ≥ ``min_covered_share``)."""
     n = len(com)
-    fac = pd.DataFrame({"fid": facilities["fid"].to_numpy(), "_area": np.nan_to_num(area)})[qual]
-    if reach is not None:
-        _require(reach, "reach", ["name", "fid", "distance_m"])
-        pos = _first_position(com["name"])
-        r = reach.loc[circle.within(reach["distance_m"], cutoff), ["name", "fid"]]
-        r = r.assign(_cid=r["name"].map(pos)).dropna(subset=["_cid"]).merge(fac, on="fid")
-    else:
-        reps = gpd.GeoDataFrame({"_cid": np.arange(n)}, geometry=_rep_points(com).to_numpy(), crs=com.crs)
-        f = gpd.GeoDataFrame(fac, geometry=facilities.geometry.to_numpy()[qual], crs=facilities.crs)
-        r = gpd.sjoin(reps, f, predicate="dwithin", distance=cutoff)
-    return np.bincount(r["_cid"].astype(int).to_numpy(), weights=r["_area"].to_numpy(dtype=float), minlength=n)
+    if estates is None or not len(estates):
+        return np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    polys = estates[estates.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if not len(polys):
+        return np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    ecid = space.estate_cid(polys, com, community_of_points)
+    pe = community_of_points(population, polys.reset_index(drop=True)).to_numpy()
+    inside = pe >= 0
+    w = pd.to_numeric(population["elderly"], errors="coerce").fillna(0).to_numpy(dtype=float)[inside]
+    cov = np.ones(len(population), dtype=bool)
+    for s in profile.estate_coverage.services:
+        cov &= circle.covered(population, s, cutoff)
+    m = len(polys)
+    w_sum = np.bincount(pe[inside], weights=w, minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.bincount(pe[inside], weights=w * cov[inside], minlength=m) / w_sum
+    listed = (w_sum > 0) & (ecid >= 0)
+    ok = listed & (share >= profile.circle.min_covered_share)
+    return (np.bincount(ecid[listed], minlength=n).astype(int), np.bincount(ecid[ok], minlength=n).astype(int))

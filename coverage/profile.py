@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from carecircle.errors import InputError
 
+#: Kinds of community: 社区 are urban, 村 rural (``communities.kind_field`` or the name's ending).
+CommunityKind = Literal["urban", "rural"]
+
 #: Service keys every profile must define (the facility loader writes one bool column each).
 REQUIRED_SERVICES = ("day_care", "meal", "street_centre", "institution")
 
@@ -61,6 +64,9 @@ class ServiceSpec(_Model):
     keywords: list[str] = Field(default_factory=list)
     #: The walking-circle check (``flag_no_<key>``) applies to this service.
     circle: bool = False
+    #: A name holding one of these is not this service even when a keyword matches
+    #: ("社区综合养老服务中心" is a community tier, not the 街道 centre; "中央厨房" is a kitchen).
+    exclude: list[str] = Field(default_factory=list)
 
 
 class CircleRule(_Model):
@@ -75,6 +81,8 @@ class CircleRule(_Model):
 
     min_covered_share: float = Field(0.5, ge=0, le=1)
     source: str = ""
+    #: Community kinds the circle checks apply to (SJZ's 一刻钟 circle is urban only).
+    applies_to: list[CommunityKind] = Field(default_factory=lambda: ["urban", "rural"])
 
 
 class Target(_Model):
@@ -82,6 +90,11 @@ class Target(_Model):
 
     share: float = Field(1.0, ge=0, le=1)
     source: str = ""
+    #: What the plan's indicator counts: ``circle`` (within the walking circle) or
+    #: ``presence`` (the community runs the service itself: "开展…服务占比", "建成率").
+    measure: Literal["circle", "presence"] = "circle"
+    #: The year the plan sets for the target.
+    year: int | None = Field(None, ge=1900, le=2100)
 
 
 class SpaceRate(_Model):
@@ -125,6 +138,11 @@ class Space(_Model):
     #: ``inside``: facilities inside the community polygon; ``circle``: facilities within the
     #: walk distance of the community's representative point.
     count_facilities: Literal["inside", "circle"] = "inside"
+    #: Sub-district kinds the floor-space rules apply to (None: everywhere). Rugao: 城市街道
+    #: and 主功能区 only.
+    applies_to: list[str] | None = None
+    #: Where the cut-off year comes from (quoted in the README's profile tables).
+    new_from_year_source: str = ""
 
 
 class Pooled(_Model):
@@ -134,16 +152,21 @@ class Pooled(_Model):
     max_households: float = Field(gt=0)
     min_m2: float = Field(ge=0)
     source: str = ""
+    #: Sub-district kinds the rule applies to (None: everywhere).
+    applies_to: list[str] | None = None
 
 
 class Station(_Model):
     """"One station per community" (一社区一站) and an optional minimum station size."""
 
-    #: Facilities with any of these flags inside a community count as its station.
-    services: list[str] = Field(default_factory=lambda: ["day_care", "meal"])
+    #: Facilities with any of these flags inside a community count as its station. Day
+    #: care only: a meal-only point is not a "日间照料中心/站".
+    services: list[str] = Field(default_factory=lambda: ["day_care"])
     required: bool = False
     min_floor_area_m2: float | None = Field(None, ge=0)
     source: str = ""
+    #: Community kinds the station and station-size checks apply to.
+    applies_to: list[CommunityKind] = Field(default_factory=lambda: ["urban", "rural"])
 
 
 class PerCapita(_Model):
@@ -153,6 +176,60 @@ class PerCapita(_Model):
     min_m2_per_person: float = Field(ge=0)
     measure: Literal["floor_area", "land"] = "floor_area"
     source: str = ""
+    #: Where it is checked: "分区分级" (SJZ, 国发〔2013〕35号) sets it per sub-district, street
+    #: centre and community stations together, not per community.
+    level: Literal["community", "sub_district"] = "sub_district"
+
+
+class Presence(_Model):
+    """A community check that the community has a service itself (a facility inside it).
+
+    ``flag_<key>`` is set when no facility with any of ``services`` lies inside a community
+    of a kind in ``applies_to``. Plans that count "开展…服务占比" or "建成率" (Kunshan,
+    Rugao) and Shijiazhuang's rural 互助幸福院 / 邻里互助点 are presence checks.
+    """
+
+    services: list[str]
+    applies_to: list[CommunityKind] = Field(default_factory=lambda: ["urban", "rural"])
+    source: str = ""
+    year: int | None = Field(None, ge=1900, le=2100)
+
+
+class EstateCoverage(_Model):
+    """Shijiazhuang's "覆盖社区内所有居住小区": every 小区 within the circle of ``services``.
+
+    An estate is covered when the elderly-weighted share of the population points inside it
+    within the walk is ≥ ``circle.min_covered_share`` (estates without points: their
+    representative point's community row decides nothing and they are not counted).
+    """
+
+    services: list[str]
+    min_share: float = Field(1.0, ge=0, le=1)
+    applies_to: list[CommunityKind] = Field(default_factory=lambda: ["urban", "rural"])
+    source: str = ""
+
+
+class Scope(_Model):
+    """Where a sub-district rule applies and what it asks there.
+
+    ``applies_to``: sub-district kinds as written locally (街道, 镇, 乡, 乡镇, 主功能区 …;
+    None: every kind). ``target_share`` None: every such place must meet the rule (a place
+    that does not fails); a number: the share of such places meeting it is a city-level
+    check (a single place without is reported, not flagged).
+    """
+
+    applies_to: list[str] | None = None
+    target_share: float | None = Field(None, ge=0, le=1)
+    source: str = ""
+    year: int | None = Field(None, ge=1900, le=2100)
+
+
+class PlaceRule(_Model):
+    """At least ``min_count`` facilities with any of ``services`` inside a sub-district."""
+
+    services: list[str]
+    min_count: int = Field(1, ge=1)
+    scopes: list[Scope] = Field(default_factory=lambda: [Scope()])
 
 
 class LargeCentres(_Model):
@@ -172,6 +249,35 @@ class SubDistrict(_Model):
     centre_required: bool = False
     centre_source: str = ""
     large_centres: LargeCentres | None = None
+    #: Where the centre rule applies (default: every sub-district, ``centre_source``).
+    centre_scopes: list[Scope] | None = None
+    #: Further presence/count rules per sub-district, keyed by check name (Wuxi's
+    #: ``meal_centre``, Rugao's ``elder_homes`` ≥ 2 长者之家).
+    rules: dict[str, PlaceRule] = Field(default_factory=dict)
+    #: Kinds of named places the plan states (Rugao: 长江镇 is a 主功能区).
+    kinds_by_name: dict[str, str] = Field(default_factory=dict)
+
+    def centre_rule(self) -> PlaceRule | None:
+        """The "one centre per sub-district" rule, or None when not required."""
+        if not self.centre_required or not self.centre_services:
+            return None
+        scopes = self.centre_scopes or [Scope(source=self.centre_source)]
+        return PlaceRule(services=list(self.centre_services), min_count=1, scopes=scopes)
+
+    def place_rules(self) -> dict[str, PlaceRule]:
+        """Every sub-district presence rule by check key, the centre first."""
+        centre = self.centre_rule()
+        return ({"no_street_centre": centre} if centre is not None else {}) | dict(self.rules)
+
+
+class Beds(_Model):
+    """City-level bed targets: beds per 1000 elderly and the 护理型床位 share."""
+
+    per_1000_elderly: float | None = Field(None, ge=0)
+    per_1000_source: str = ""
+    nursing_share: float | None = Field(None, ge=0, le=1)
+    nursing_source: str = ""
+    year: int | None = Field(None, ge=1900, le=2100)
 
 
 class CapacitySupply(_Model):
@@ -267,6 +373,12 @@ class Profile(_Model):
     per_capita: PerCapita | None = None
     sub_district: SubDistrict = Field(default_factory=SubDistrict)
     capacity: Capacity = Field(default_factory=Capacity)
+    #: Community presence checks (a facility of the service inside the community).
+    presence: dict[str, Presence] = Field(default_factory=dict)
+    estate_coverage: EstateCoverage | None = None
+    beds: Beds = Field(default_factory=Beds)
+    #: The plan's target year for its indicators (a rule's own ``year`` wins).
+    target_year: int | None = Field(None, ge=1900, le=2100)
 
     @model_validator(mode="after")
     def _services_known(self) -> Profile:
@@ -283,6 +395,12 @@ class Profile(_Model):
         }
         if self.sub_district.large_centres is not None:
             refs["sub_district.large_centres.services"] = self.sub_district.large_centres.services
+        for key, rule in self.sub_district.rules.items():
+            refs[f"sub_district.rules.{key}.services"] = rule.services
+        for key, rule in self.presence.items():
+            refs[f"presence.{key}.services"] = rule.services
+        if self.estate_coverage is not None:
+            refs["estate_coverage.services"] = self.estate_coverage.services
         for key, names in refs.items():
             unknown = [s for s in names if s not in self.services]
             if unknown:

@@ -29,6 +29,9 @@ HOUSEHOLDS = ["户数", "总户数", "居民户数", "住户数", "households", 
 POPULATION = ["常住人口", "人口", "总人口", "人口数", "population", "pop"]
 ELDERLY = ["老年人口", "60岁以上", "60岁及以上", "60岁以上人口", "老年人", "elderly", "pop60"]
 BUILT_YEAR = ["建成年份", "建设年代", "建成年代", "竣工年份", "建成时间", "建设年份", "built_year", "year"]
+#: Words of a community kind field (社区 urban, 村 rural); values outside both stay unknown.
+URBAN_WORDS = ("社区", "居委会", "居民委员会", "城镇", "城市", "urban")
+RURAL_WORDS = ("村", "村委会", "村民委员会", "农村", "行政村", "rural")
 SPACE = ["养老服务用房面积", "养老用房面积", "配套用房面积", "用房面积", "养老服务用房", "space_m2", "space"]
 
 
@@ -44,6 +47,8 @@ def read_communities(
     target_crs,
     streets=None,
     layer=None,
+    kind_field=None,
+    street_kind_field=None,
 ) -> tuple[gpd.GeoDataFrame, LayerReport]:
     """Read 社区 polygons.
 
@@ -60,12 +65,17 @@ def read_communities(
         street (no field, or a blank value) get the street they overlap most.
     layer : str or int, optional
         Layer of a multi-layer file (default: the first).
+    kind_field, street_kind_field : str, optional
+        Fields giving the community's kind (社区 / 村) and its 街道/镇's kind (街道, 镇, 乡,
+        主功能区 …) as written locally; without them the kinds are read from the names'
+        endings (:func:`community_kind`, :func:`street_kind`).
 
     Returns
     -------
     tuple
         ``(communities, report)``: ``name``, ``street``, ``households``, ``population``,
-        ``elderly``, ``built_year`` (floats, NaN unknown), geometry (Multi)Polygon.
+        ``elderly``, ``built_year`` (floats, NaN unknown), ``kind`` (``urban`` / ``rural`` /
+        NA), ``street_kind`` (NA unless the field gives it), geometry (Multi)Polygon.
     """
     gdf, report, reason = _polygons(path, layer, target_crs, "communities")
     name = _field(gdf, COMMUNITY_NAME, "name_field", name_field, path, report, required=True)
@@ -82,6 +92,9 @@ def read_communities(
         geometry=gdf.geometry.to_numpy(),
         crs=target_crs,
     )
+    names = out["name"]
+    out["kind"] = community_kind(names, text_column(gdf, kind_field) if kind_field else None)
+    out["street_kind"] = text_column(gdf, street_kind_field) if street_kind_field else pd.Series(pd.NA, index=out.index, dtype="string")
     out = _keep(out, gdf, reason, report, path, "communities")
     if streets is not None:
         blank = out["street"].isna().to_numpy()
@@ -154,7 +167,7 @@ def read_estates(
     return _keep(out, gdf, reason, report, path, "estates"), report
 
 
-def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.GeoDataFrame, LayerReport]:
+def read_streets(path, *, name_field=None, target_crs, layer=None, kind_field=None) -> tuple[gpd.GeoDataFrame, LayerReport]:
     """Read 街道 polygons.
 
     Parameters
@@ -166,16 +179,75 @@ def read_streets(path, *, name_field=None, target_crs, layer=None) -> tuple[gpd.
     target_crs : CRS-like
     layer : str or int, optional
         Layer of a multi-layer file (default: the first).
+    kind_field : str, optional
+        Field giving the kind as written locally (街道, 镇, 乡, 乡镇, 主功能区 …); without it
+        the kind is read from the name's ending (:func:`street_kind`).
 
     Returns
     -------
     tuple
-        ``(streets, report)``: ``street``, geometry (one row per feature; a name may repeat).
+        ``(streets, report)``: ``street``, ``kind`` (NA when neither field nor name tells),
+        geometry (one row per feature; a name may repeat).
     """
     gdf, report, reason = _polygons(path, layer, target_crs, "streets")
     name = _field(gdf, STREET_NAME + ["名称", "name"], "name_field", name_field, path, report, required=True)
-    out = gpd.GeoDataFrame({"street": _names(gdf, name, reason, "street name")}, geometry=gdf.geometry.to_numpy(), crs=target_crs)
+    names = _names(gdf, name, reason, "street name")
+    out = gpd.GeoDataFrame({"street": names, "kind": street_kind(names, text_column(gdf, kind_field) if kind_field else None)},
+                           geometry=gdf.geometry.to_numpy(), crs=target_crs)
     return _keep(out, gdf, reason, report, path, "streets"), report
+
+
+def community_kind(names: pd.Series, field: pd.Series | None = None) -> pd.Series:
+    """``urban`` (社区) or ``rural`` (村) per community: the field's value, else the name's ending.
+
+    Parameters
+    ----------
+    names : pandas.Series
+        Community names (…社区 / …居委会 urban, …村 / …村委会 rural).
+    field : pandas.Series, optional
+        A kind field as written locally (社区, 村, 居委会, 村委会, urban, rural …); a blank
+        or unrecognised value falls back to the name.
+
+    Returns
+    -------
+    pandas.Series of string
+        ``urban``, ``rural`` or NA (neither tells).
+    """
+    def read(text: pd.Series, ends: bool) -> np.ndarray:
+        t = text.fillna("").astype(str).str.strip().str.lower()
+        test = t.str.endswith if ends else t.isin
+        rural = test(RURAL_WORDS if ends else list(RURAL_WORDS)).to_numpy(dtype=bool)
+        urban = test(URBAN_WORDS if ends else list(URBAN_WORDS)).to_numpy(dtype=bool)
+        return np.where(rural, "rural", np.where(urban, "urban", ""))
+
+    kind = read(names, True)
+    if field is not None:
+        given = read(field.reset_index(drop=True), False)
+        kind = np.where(given != "", given, kind)
+    return pd.Series(np.where(kind == "", pd.NA, kind), index=names.index, dtype="string")
+
+
+def street_kind(names: pd.Series, field: pd.Series | None = None) -> pd.Series:
+    """Kind of each 街道/镇 as written locally: the field's value, else the name's ending.
+
+    Parameters
+    ----------
+    names : pandas.Series
+        Sub-district names (…街道 → 街道, …镇 → 镇, …乡 → 乡).
+    field : pandas.Series, optional
+        A kind field (街道, 镇, 乡, 乡镇, 主功能区 …); blanks fall back to the name.
+
+    Returns
+    -------
+    pandas.Series of string
+        The kind, NA where neither tells.
+    """
+    t = names.fillna("").astype(str).str.strip()
+    kind = np.select([t.str.endswith("街道"), t.str.endswith("镇"), t.str.endswith("乡")], ["街道", "镇", "乡"], "")
+    if field is not None:
+        given = field.reset_index(drop=True).fillna("").astype(str).str.strip().to_numpy()
+        kind = np.where(given != "", given, kind)
+    return pd.Series(np.where(kind == "", pd.NA, kind), index=names.index, dtype="string")
 
 
 # ------------------------------------------------------------------------ helpers

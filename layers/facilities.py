@@ -10,6 +10,7 @@ facility may carry several: a day-care centre with a canteen is both ``day_care`
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -65,6 +66,7 @@ def read_facilities(
     study_buffer_m: float = 1000.0,
     sheet=None,
     layer=None,
+    exclude: Mapping[str, list[str]] | None = None,
 ) -> tuple[gpd.GeoDataFrame, LayerReport]:
     """Read a facility list or layer.
 
@@ -84,7 +86,8 @@ def read_facilities(
         fall back to keywords). Columns named exactly like a service key are used too.
     keywords : dict, optional
         Service → keywords matched (case-insensitive substring) in type and name;
-        default :data:`DEFAULT_KEYWORDS`.
+        default :data:`DEFAULT_KEYWORDS`. ``exclude`` (service → words) vetoes a match,
+        see :func:`keyword_flags`.
     target_crs : CRS-like
         The analysis CRS.
     auto_fix : bool
@@ -156,7 +159,7 @@ def read_facilities(
         report.notes.append(f"{int(missing_name.sum())} facility(ies) without a name: named after their row")
     rows = df["row"].to_numpy()
     name = name.where(~pd.Series(missing_name), pd.Series([f"第{r}行" for r in rows], dtype="string"))
-    flags = service_flags(name, ftype, keywords, df, columns, report)
+    flags = service_flags(name, ftype, keywords, df, columns, report, exclude)
     out = pd.DataFrame(
         {
             "fid": np.arange(int(ok.sum()), dtype=np.int64),
@@ -178,6 +181,10 @@ def read_facilities(
     gdf = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(loc.x[ok], loc.y[ok]), crs=target_crs)
     counts = ", ".join(f"{s} {int(v[ok].sum())}" for s, v in flags.items())
     report.notes.append(f"service flags: {counts}")
+    unmatched = unmatched_names(gdf, list(flags))
+    if unmatched:
+        report.notes.append(f"{len(unmatched)} facility(ies) match no service (kept, counted for nothing): "
+                            + ", ".join(unmatched[:20]) + (" …" if len(unmatched) > 20 else ""))
     return gdf, report
 
 
@@ -210,15 +217,21 @@ def _duplicates(name: pd.Series, x, y, ok) -> np.ndarray:
     return dup & ok
 
 
-def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: dict[str, list[str]]) -> dict[str, np.ndarray]:
+def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: Mapping[str, list[str]],
+                  exclude: Mapping[str, list[str]] | None = None) -> dict[str, np.ndarray]:
     """One bool array per service: does any of its keywords occur in type + name (case-insensitive)?
+
+    The one keyword matcher of the toolkit (the loader and the analysis both call it).
 
     Parameters
     ----------
     name, ftype : pandas.Series
         Facility names and types (NA counts as empty text).
-    keywords : dict
+    keywords : mapping
         Service → keywords (substrings); a service without keywords is False throughout.
+    exclude : mapping, optional
+        Service → words that veto the service even where a keyword matches
+        ("社区综合养老服务中心" is not the 街道 centre, "中央厨房" is not a meal point).
 
     Returns
     -------
@@ -226,14 +239,22 @@ def keyword_flags(name: pd.Series, ftype: pd.Series, keywords: dict[str, list[st
         Service → numpy bool array, in the order of ``keywords``.
     """
     text = (ftype.fillna("").astype(str) + " " + name.fillna("").astype(str)).str.lower()
-    flags = {}
-    for service, words in keywords.items():
+
+    def matches(words) -> np.ndarray:
         pattern = "|".join(re.escape(str(w).lower()) for w in words if str(w).strip())
-        flags[service] = text.str.contains(pattern, regex=True).to_numpy(dtype=bool) if pattern else np.zeros(len(text), bool)
-    return flags
+        return text.str.contains(pattern, regex=True).to_numpy(dtype=bool) if pattern else np.zeros(len(text), bool)
+
+    exclude = exclude or {}
+    return {service: matches(words) & ~matches(exclude.get(service, [])) for service, words in keywords.items()}
 
 
-def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report) -> dict[str, np.ndarray]:
+def unmatched_names(facilities: pd.DataFrame, services: list[str]) -> list[str]:
+    """Names of the facilities that carry none of ``services`` (listed, never silently ignored)."""
+    flags = facilities[[s for s in services if s in facilities.columns]].fillna(False).to_numpy(dtype=bool)
+    return facilities.loc[~flags.any(axis=1), "name"].astype(str).tolist() if len(facilities) else []
+
+
+def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, report, exclude=None) -> dict[str, np.ndarray]:
     """One bool array per service: keywords in type + name, or an explicit yes/no column.
 
     Parameters
@@ -255,7 +276,7 @@ def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, repo
         Service → numpy bool array: 是/1/true… → True, 否/0/false… → False, anything
         else from the keywords.
     """
-    flags = keyword_flags(name, ftype, keywords)
+    flags = keyword_flags(name, ftype, keywords, exclude)
     for service, flag in flags.items():
         col = columns.get(service)
         if col is None and service in df.columns:
@@ -270,7 +291,8 @@ def service_flags(name: pd.Series, ftype: pd.Series, keywords, df, columns, repo
 
 
 def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: list[str],
-                   keywords: dict[str, list[str]], target_crs, report: LayerReport) -> gpd.GeoDataFrame:
+                   keywords: dict[str, list[str]], target_crs, report: LayerReport,
+                   exclude: Mapping[str, list[str]] | None = None) -> gpd.GeoDataFrame:
     """A what-if facility list: remove facilities by name, add planned ones.
 
     Parameters
@@ -313,7 +335,7 @@ def apply_scenario(facilities: gpd.GeoDataFrame, *, add: pd.DataFrame, remove: l
             {"source_row": -1, "name": names, "type": types, "address": "（规划）",
              "floor_area_m2": add["floor_area"].astype(float), "beds": add["beds"].astype(float),
              "capacity": add["capacity"].astype(float) if "capacity" in add else np.nan,
-             **keyword_flags(names, types, keywords), "lon": lon, "lat": lat},
+             **keyword_flags(names, types, keywords, exclude), "lon": lon, "lat": lat},
             geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326",
         ).to_crs(target_crs)
         out = pd.concat([out, added.reindex(columns=out.columns)], ignore_index=True)

@@ -1,23 +1,22 @@
-"""The words of the maps stage: its own columns, layer names and legend texts, in Chinese and
-English, and one lookup that joins them to the analysis' labels.
+"""Every word of the outputs, in Chinese and English: column labels, check labels and the
+standards' text, layer names and legend texts.
 
-The analysis tables (communities, streets, actions) are labelled by the analysis stage itself,
-:func:`carecircle.coverage.standards.column_labels`, which knows the profile's service names,
-its checks and its sub-district word; this module does not repeat those labels. What is
-labelled here is what only the maps stage shows: facility, population-point and isochrone
-columns, ``dist_<service>_m`` of the population points, the run parameters of the report's
-overview, and the texts of layers, legends and headings.
+The analysis emits keys and numbers (check keys, flags, values, units ``%`` / ``m²`` /
+``count``); this module turns them into words with the run's profile (its names for its
+services, centres and units) and the circle's minutes: :func:`column_labels` for every
+table column, :func:`check_words` for every check, :func:`word_actions` for the action list
+and :func:`word_flags` for the communities' ``flags`` text. It never loads a profile itself.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from carecircle.coverage import standards
-from carecircle.coverage.profile import Profile, load_profile
+import pandas as pd
+
+from carecircle.coverage.profile import Profile
 
 # Columns of the layers the maps stage draws and exports besides the analysis tables
 # (facilities, population points, isochrones) and the report's run parameters.
@@ -138,18 +137,15 @@ def text(key: str, lang: str = "zh", **values) -> str:
     return word.format(**values) if values else word
 
 
-@functools.lru_cache(maxsize=None)
-def _default_profile() -> Profile:
-    return load_profile("national")
-
-
-def analysis_labels(profile: Profile | None = None) -> dict[str, tuple[str, str]]:
-    """``{column: (中文, English)}`` of every analysis column, from the analysis stage.
+def analysis_labels(profile: Profile, cutoff_m: float | None = None) -> dict[str, tuple[str, str]]:
+    """``{column: (中文, English)}`` of every analysis column.
 
     Parameters
     ----------
-    profile : Profile, optional
-        Names the services, the checks and the sub-district unit; ``national`` when None.
+    profile : Profile
+        Names the services, the checks and the sub-district unit.
+    cutoff_m : float, optional
+        The run's walk circle (for the check texts); default the profile's.
 
     Returns
     -------
@@ -158,17 +154,16 @@ def analysis_labels(profile: Profile | None = None) -> dict[str, tuple[str, str]
         :func:`~carecircle.maps.export.write_package`, :func:`carecircle.maps.html.build_map`
         and :func:`carecircle.maps.planning_report.write_report`.
     """
-    zh, en = standards.column_labels("zh", profile), standards.column_labels("en", profile)
+    zh, en = column_labels("zh", profile, cutoff_m), column_labels("en", profile, cutoff_m)
     return {col: (zh[col], en.get(col, zh[col])) for col in zh}
 
 
-def profile_services(profile: Profile | None = None) -> dict[str, dict[str, str]]:
+def profile_services(profile: Profile) -> dict[str, dict[str, str]]:
     """The services of ``profile`` and their names.
 
     Parameters
     ----------
-    profile : Profile, optional
-        ``national`` when None.
+    profile : Profile
 
     Returns
     -------
@@ -176,13 +171,7 @@ def profile_services(profile: Profile | None = None) -> dict[str, dict[str, str]
         ``{service key: {"label_zh", "label_en"}}`` in the profile's order: the ``services``
         argument of the writers, as :func:`analysis_labels` is their ``labels``.
     """
-    profile = profile or _default_profile()
     return {k: {"label_zh": s.label_zh, "label_en": s.label_en} for k, s in profile.services.items()}
-
-
-@functools.lru_cache(maxsize=1)
-def _default_analysis_labels() -> dict[str, tuple[str, str]]:
-    return analysis_labels(_default_profile())
 
 
 @dataclass(frozen=True)
@@ -194,10 +183,9 @@ class Labels:
     lang : {"zh", "en"}
     columns : mapping, optional
         The analysis labels, ``{column: (中文, English)}`` (:func:`analysis_labels` of the
-        run's profile); the ``national`` profile's when None.
+        run's profile); when None only the profile-free labels (:data:`ANALYSIS_LABELS`).
     services : mapping, optional
-        ``{service key: {"label_zh", "label_en"}}`` in map/legend order; the ``national``
-        profile's when None.
+        ``{service key: {"label_zh", "label_en"}}`` in map/legend order (none when None).
     """
 
     lang: str = "zh"
@@ -207,9 +195,9 @@ class Labels:
     def __post_init__(self) -> None:
         # Resolved once: the attributes are never None after construction.
         if self.columns is None:
-            object.__setattr__(self, "columns", _default_analysis_labels())
+            object.__setattr__(self, "columns", ANALYSIS_LABELS)
         if self.services is None:
-            object.__setattr__(self, "services", profile_services())
+            object.__setattr__(self, "services", {})
 
     def _pick(self, pair: tuple[str, str]) -> str:
         return pair[1] if self.lang == "en" else pair[0]
@@ -263,3 +251,331 @@ class Labels:
     def bracketed(self, base: str, detail: str) -> str:
         """"助餐点（3）" / "meal point (3)"."""
         return f"{base} ({detail})" if self.lang == "en" else f"{base}（{detail}）"
+
+
+# ----------------------------------------------------------------------------- analysis words
+
+#: Labels of the analysis columns that need no profile (communities, streets, estates, actions).
+ANALYSIS_LABELS: dict[str, tuple[str, str]] = {
+    # communities
+    "name": ("社区名称", "community"), "street": ("所属街道", "sub-district"), "households": ("户数", "households"),
+    "households_source": ("户数来源", "households source"), "households_new": ("新建小区户数", "households, new estates"),
+    "households_existing": ("已建小区户数", "households, existing estates"), "population": ("人口", "population"),
+    "elderly": ("老年人口", "elderly"), "n_points": ("人口点数", "population points"), "dist_basis": ("距离依据", "distance basis"),
+    "nearest_basis": ("最近设施距离依据", "nearest-facility basis"),
+    "community_kind": ("类型（城/乡）", "kind (urban / rural)"), "street_kind": ("街道类型", "sub-district kind"),
+    "space_required_m2": ("应配养老用房面积（㎡）", "space required (m²)"), "space_target_m2": ("目标养老用房面积（㎡）", "space target (m²)"),
+    "space_provided_m2": ("现有养老用房面积（㎡）", "space provided (m²)"), "space_provided_from": ("现有面积来源", "space provided from"),
+    "space_shortfall_m2": ("养老用房缺口（㎡）", "space shortfall (m²)"),
+    "space_target_shortfall_m2": ("距目标缺口（㎡）", "shortfall to target (m²)"), "largest_unit_m2": ("最大单处用房面积（㎡）", "largest unit (m²)"),
+    "space_area_unknown": ("面积未知设施数", "facilities of unknown floor area"),
+    "pooled_units": ("达规模集中用房处数", "pooled units"), "pooled_units_required": ("应集中配建处数", "pooled units required"),
+    "n_stations": ("养老服务站（点）数", "care stations"), "largest_station_m2": ("最大站点面积（㎡）", "largest station (m²)"),
+    "stations_area_unknown": ("面积未知站点数", "stations of unknown floor area"),
+    "estates_listed": ("小区数", "estates"), "estates_covered": ("覆盖小区数", "estates covered"),
+    "facilities_unknown_area": ("缺面积数据的设施", "facilities without a floor area"),
+    "per_capita_required_m2": ("按人均标准应配面积（㎡）", "per-capita requirement (m²)"),
+    "n_flags": ("问题数", "failed checks"), "worst_check": ("最严重问题", "worst check"), "flags": ("问题", "flags"),
+    "failed_checks": ("未达标项（键）", "failed checks (keys)"), "unverified_checks": ("待核实项（键）", "unverified checks (keys)"),
+    # streets
+    "communities": ("社区数", "communities"), "communities_flagged": ("有问题社区数", "communities flagged"),
+    "communities_with_station": ("有站点社区数", "communities with a station"), "has_street_centre": ("有综合养老服务中心", "has centre"),
+    "n_street_centres": ("综合养老服务中心数", "centres"),
+    "nearest_street_centre": ("最近综合养老服务中心", "nearest centre"),
+    "nearest_street_centre_m": ("最近综合养老服务中心距离（米）", "nearest centre (m)"),
+    "nearest_street_centre_basis": ("最近综合养老服务中心距离依据", "nearest-centre basis"),
+    "nearest_centre": ("最近综合养老服务中心", "nearest centre"),
+    "nearest_centre_m": ("最近综合养老服务中心距离（米）", "nearest centre (m)"),
+    "space_estates_short": ("面积不足小区数", "estates short of space"),
+    "care_floor_area_m2": ("养老服务设施建筑面积（㎡）", "care floor area (m²)"),
+    # estates (estates.csv)
+    "estate_class": ("新建/已建", "new / existing"), "per_estate": ("逐小区核算", "checked estate by estate"),
+    "space_rate_m2_per_100hh": ("每百户标准（㎡）", "rate (m² per 100 households)"),
+    "estate": ("小区名称", "estate"), "built_year": ("建成年份", "year built"),
+    "n_large_centres": ("达规模日间照料中心数", "large centres"),
+    "score": ("得分", "score"), "rank": ("排名", "rank"),
+    # actions
+    "community": ("社区", "community"), "check": ("检查项", "check"), "check_label": ("问题", "problem"), "value": ("现状值", "value"),
+    "verdict": ("结论", "verdict"), "target_year": ("目标年份", "target year"),
+    "required": ("标准值", "required"), "shortfall": ("缺口", "shortfall"), "unit": ("单位", "unit"),
+    "elderly_affected": ("受影响老年人", "elderly affected"), "standard": ("标准", "standard"), "source": ("依据", "source"),
+    "nearest_facility": ("最近设施", "nearest facility"), "nearest_facility_m": ("最近设施距离（米）", "nearest facility (m)"),
+}
+
+_SERVICE_LABELS = {
+    "dist_{s}_mean_m": ("到{zh}平均步行距离（米）", "mean walk to {en} (m)"),
+    "dist_{s}_p90_m": ("到{zh}步行距离90分位（米）", "worst-decile walk to {en} (m)"),
+    "elderly_covered_share_{s}": ("{zh}老年人覆盖率", "elderly covered, {en}"),
+    "population_covered_share_{s}": ("{zh}人口覆盖率", "population covered, {en}"),
+    "nearest_{s}": ("最近{zh}", "nearest {en}"), "nearest_{s}_m": ("最近{zh}距离（米）", "nearest {en} (m)"),
+    "communities_covered_{s}": ("{zh}覆盖社区数", "communities covered, {en}"),
+    "coverage_rate_{s}": ("{zh}社区覆盖率", "community coverage, {en}"), "target_{s}": ("{zh}覆盖目标", "target, {en}"),
+    "meets_target_{s}": ("{zh}达标", "meets target, {en}"), "n_present_{s}": ("社区内{zh}数", "{en}s inside"),
+}
+
+# Capacity columns (coverage/capacity.py), per service of profile.capacity.services.
+_CAPACITY_LABELS = {
+    "capacity_{s}": ("{zh}服务能力（位）", "{en} capacity (places)"),
+    "capacity_basis_{s}": ("{zh}服务能力来源", "{en} capacity from"),
+    "elderly_in_catchment_{s}": ("{zh}步行圈内老年人", "elderly within the circle of the {en}"),
+    "load_{s}": ("{zh}饱和度", "{en} load (elderly ÷ places)"),
+    "served_{s}": ("{zh}分配服务老年人", "elderly allocated to the {en}"),
+    "supply_per_1000_elderly_{s}": ("每千名老人{zh}服务能力（2SFCA）", "{en} places per 1000 elderly (2SFCA)"),
+    "supply_gaussian_per_1000_elderly_{s}": ("每千名老人{zh}服务能力（高斯2SFCA）", "{en} places per 1000 elderly (Gaussian 2SFCA)"),
+    "no_capacity_in_reach_{s}": ("步行圈内无{zh}服务能力", "no {en} capacity within the circle"),
+    "elderly_served_within_{s}": ("{zh}圈内可服务老年人", "elderly served by a {en} within the circle"),
+    "elderly_served_beyond_{s}": ("{zh}圈外可服务老年人", "elderly served by a {en} beyond the circle"),
+    "elderly_unserved_{s}": ("{zh}无法服务老年人", "elderly without a {en} place"),
+    "supply_demand_ratio_{s}": ("{zh}供需比", "{en} supply/demand ratio"),
+    "supply_demand_class_{s}": ("{zh}供需类型", "{en} supply/demand class"),
+}
+
+#: Verdicts of the action list.
+VERDICT_WORDS = {"fail": ("未达标", "fails"), "unverified": ("待核实（缺面积数据）", "unverified (floor area unknown)"),
+                 "reported": ("未设置（按比例考核）", "absent (plan target is a share)")}
+#: Units of the action list (the analysis' unit keys).
+UNIT_WORDS = {"%": ("%", "%"), "m²": ("m²", "m²"), "count": ("处", "sites")}
+#: Community kinds.
+KIND_WORDS = {"urban": ("城市社区", "urban communities"), "rural": ("农村社区（村）", "rural communities (villages)")}
+#: Sub-district kinds as written locally, in English.
+STREET_KIND_EN = {"街道": "jiedao (urban sub-district)", "镇": "town", "乡": "township", "乡镇": "town or township",
+                  "主功能区": "main functional area", "城市街道": "urban jiedao"}
+
+
+def _street_kinds(kinds, lang: int) -> str:
+    return "、".join(kinds) if lang == 0 else ", ".join(STREET_KIND_EN.get(k, k) for k in kinds)
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def _kinds(kinds, lang: int) -> str:
+    """A scope's kinds as words ("" for every kind)."""
+    if not kinds:
+        return ""
+    words = [KIND_WORDS[k][lang] if k in KIND_WORDS else k for k in kinds]
+    return ("、".join(words) if lang == 0 else ", ".join(words))
+
+
+def _space_standard(profile: Profile) -> tuple[str, str]:
+    """The 每百户 m² standard as text (Chinese, English): new and existing, ranges, 逐小区."""
+    sp = profile.space
+    parts_zh, parts_en = [], []
+    for r, zh, en in ((sp.new, f"新建（{sp.new_from_year}年起）", f"new (built {sp.new_from_year} on)"), (sp.existing, "已建", "existing")):
+        if r.min_m2_per_100hh is None:
+            parts_zh.append(f"{zh}：未规定")
+            parts_en.append(f"{en}: not stated")
+            continue
+        rng = _g(r.min_m2_per_100hh)
+        if r.target_m2_per_100hh != r.min_m2_per_100hh:
+            rng += f"–{_g(r.target_m2_per_100hh)}"
+        each_zh, each_en = ("，逐小区核算", ", estate by estate") if r.per_estate else ("", "")
+        parts_zh.append(f"{zh}每百户 {rng} m²（≥ {_g(r.min_m2_per_100hh)} 达标{each_zh}）")
+        parts_en.append(f"{en}: {rng} m² per 100 households (≥ {_g(r.min_m2_per_100hh)} complies{each_en})")
+    zh, en = "；".join(parts_zh), "; ".join(parts_en)
+    if sp.applies_to:
+        zh, en = f"{zh}（适用于{_street_kinds(sp.applies_to, 0)}）", f"{en} (in {_street_kinds(sp.applies_to, 1)})"
+    return zh, en
+
+
+def check_words(profile: Profile, cutoff_m: float | None = None) -> dict[str, dict[str, tuple[str, str]]]:
+    """Words of every check the profile can apply: ``{key: {"label": (zh, en), "standard": (zh, en)}}``.
+
+    Parameters
+    ----------
+    profile : Profile
+        Supplies the names of its services, centres and units and the numbers of its rules.
+    cutoff_m : float, optional
+        The run's walk circle in metres (default the profile's).
+
+    Returns
+    -------
+    dict
+    """
+    cutoff = profile.walk_distance_m if cutoff_m is None else cutoff_m
+    minutes, sub, unit = _g(profile.walk.minutes), profile.sub_district_label, profile.community_label
+    thr = _g(profile.circle.min_covered_share * 100)
+    sv = profile.services
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    circle_where = _kinds(profile.circle.applies_to if set(profile.circle.applies_to) != {"urban", "rural"} else None, 0)
+    for s in profile.circle_services:
+        spec, share = sv[s], _g(profile.target(s).share * 100)
+        out[f"no_{s}"] = {
+            "label": (f"{spec.label_zh}不在{minutes}分钟步行圈内", f"no {spec.label_en} within a {minutes}-minute walk"),
+            "standard": (f"步行{_g(cutoff)}米内老年人占比 ≥ {thr}%；目标：{share}%的{unit}覆盖" + (f"（{circle_where}）" if circle_where else ""),
+                         f"elderly within a {_g(cutoff)} m walk ≥ {thr}%; target: {share}% of communities covered"),
+        }
+    for key, rule in profile.presence.items():
+        zh = "或".join(sv[s].label_zh for s in rule.services)
+        en = " or ".join(sv[s].label_en for s in rule.services)
+        out[key] = {"label": (f"{unit}内无{zh}", f"no {en} inside the community"),
+                    "standard": (f"每个{_kinds(rule.applies_to, 0) or unit}内 ≥ 1 处", f"≥ 1 inside every {_kinds(rule.applies_to, 1) or 'community'}")}
+    ec = profile.estate_coverage
+    out["estate_coverage"] = {"label": ("助餐服务未覆盖社区内所有小区", "service does not reach every estate"), "standard": ("", "")}
+    if ec is not None:
+        zh = sv[ec.services[0]].label_zh
+        en = sv[ec.services[0]].label_en
+        out["estate_coverage"] = {"label": (f"{zh}未覆盖社区内所有小区", f"{en} does not reach every estate"),
+                                  "standard": (f"{_g(ec.min_share * 100)}%的小区在{minutes}分钟步行圈内",
+                                               f"{_g(ec.min_share * 100)}% of estates within a {minutes}-minute walk")}
+    zh, en = _space_standard(profile)
+    out["space"] = {"label": ("养老服务用房面积不足", "elderly-service floor space short"), "standard": (zh, en)}
+    pl = profile.pooled
+    if pl is not None:
+        out["pooled_space"] = {
+            "label": (f"未集中配建≥{_g(pl.min_m2)}㎡养老服务用房", f"too few pooled units of ≥ {_g(pl.min_m2)} m²"),
+            "standard": (f"新建住宅每{_g(pl.min_households)}–{_g(pl.max_households)}户统一配建1处 ≥ {_g(pl.min_m2)} m²（按每{_g(pl.max_households)}户1处计）",
+                         f"new housing: one unit of ≥ {_g(pl.min_m2)} m² per {_g(pl.min_households)}–{_g(pl.max_households)} households "
+                         f"(counted as one per {_g(pl.max_households)})"),
+        }
+    else:
+        out["pooled_space"] = {"label": ("未集中配建养老服务用房", "no pooled unit"), "standard": ("", "")}
+    st = profile.station
+    st_zh = "或".join(sv[s].label_zh for s in st.services)
+    st_en = " or ".join(sv[s].label_en for s in st.services)
+    out["no_station"] = {"label": (f"{unit}无{st_zh}", f"no {st_en} in the community"),
+                         "standard": (f"每个{unit} ≥ 1 处", "≥ 1 per community")}
+    size = _g(st.min_floor_area_m2) if st.min_floor_area_m2 is not None else ""
+    out["station_size"] = {"label": (f"{st_zh}面积不足{size}㎡", f"{st_en} smaller than {size} m²"),
+                           "standard": (f"≥ 1 处 ≥ {size} m²", f"≥ 1 of ≥ {size} m²")}
+    pc = profile.per_capita
+    v = _g(pc.min_m2_per_person) if pc is not None else ""
+    where = (sub, "sub-district") if pc is not None and pc.level == "sub_district" else (unit, "community")
+    out["per_capita"] = {"label": (f"人均养老服务设施建筑面积不足{v}㎡", f"floor space below {v} m² per person"),
+                         "standard": (f"按{where[0]}人均建筑面积 ≥ {v} m²", f"floor area ≥ {v} m² per person, per {where[1]}")}
+    sd = profile.sub_district
+    for key, rule in sd.place_rules().items():
+        zh = "或".join(sv[s].label_zh for s in rule.services)
+        en = " or ".join(sv[s].label_en for s in rule.services)
+        scopes_zh = "；".join(
+            (f"{_street_kinds(sc.applies_to, 0)}：" if sc.applies_to else "")
+            + ("每个 ≥ " + str(rule.min_count) + " 处" if sc.target_share is None else f"{_g(sc.target_share * 100)}%的{sub}建有")
+            for sc in rule.scopes)
+        scopes_en = "; ".join(
+            (f"{_street_kinds(sc.applies_to, 1)}: " if sc.applies_to else "")
+            + (f"≥ {rule.min_count} in every one" if sc.target_share is None else f"{_g(sc.target_share * 100)}% of them have one")
+            for sc in rule.scopes)
+        label = (f"{sub}无{zh}", f"no {en} in the sub-district") if rule.min_count == 1 else (
+            f"{sub}{zh}不足{rule.min_count}处", f"fewer than {rule.min_count} {en}s in the sub-district")
+        out[key] = {"label": label, "standard": (scopes_zh, scopes_en)}
+    if "no_street_centre" not in out:
+        c = sv[sd.centre_services[0]] if sd.centre_services else sv["street_centre"]
+        out["no_street_centre"] = {"label": (f"{sub}无{c.label_zh}", f"no {c.label_en} in the sub-district"), "standard": ("", "")}
+    lc = sd.large_centres
+    if lc is not None:
+        lab = sv[lc.services[0]]
+        out["large_centres"] = {
+            "label": (f"{_g(lc.min_floor_area_m2)}㎡以上{lab.label_zh}不足{lc.min_count}家",
+                      f"fewer than {lc.min_count} {lab.label_en}s of ≥ {_g(lc.min_floor_area_m2)} m²"),
+            "standard": (f"每个{sub} ≥ {lc.min_count} 家 ≥ {_g(lc.min_floor_area_m2)} m²",
+                         f"≥ {lc.min_count} of ≥ {_g(lc.min_floor_area_m2)} m² per sub-district"),
+        }
+    else:
+        out["large_centres"] = {"label": ("达规模日间照料中心不足", "too few large day-care centres"), "standard": ("", "")}
+    return out
+
+
+def column_labels(lang: str, profile: Profile, cutoff_m: float | None = None) -> dict[str, str]:
+    """Header labels for every analysis column (communities, streets, estates, actions).
+
+    Parameters
+    ----------
+    lang : {"zh", "en"}
+    profile : Profile
+        Supplies the service and check labels and the sub-district word.
+    cutoff_m : float, optional
+
+    Returns
+    -------
+    dict
+        Column name → label.
+    """
+    i = 1 if lang == "en" else 0
+    out = {k: v[i] for k, v in ANALYSIS_LABELS.items()}
+    sd = profile.sub_district
+    centre = profile.services[sd.centre_services[0]] if sd.centre_services else profile.services["street_centre"]
+    if i == 0:
+        out["street"] = f"所属{profile.sub_district_label}"
+        out["street_kind"] = f"{profile.sub_district_label}类型"
+        out["has_street_centre"] = f"{profile.sub_district_label}有{centre.label_zh}"
+        out["n_street_centres"] = f"{centre.label_zh}数"
+        for col in ("nearest_street_centre", "nearest_centre"):
+            out[col] = f"最近{centre.label_zh}"
+            out[f"{col}_m"] = f"最近{centre.label_zh}距离（米）"
+        out["nearest_street_centre_basis"] = f"最近{centre.label_zh}距离依据"
+    else:
+        out["has_street_centre"] = f"has {centre.label_en}"
+        out["n_street_centres"] = f"{centre.label_en}s"
+    for s in profile.circle_services:
+        spec = profile.services[s]
+        for pat, lab in _SERVICE_LABELS.items():
+            out[pat.format(s=s)] = lab[i].format(zh=spec.label_zh, en=spec.label_en)
+    for s in profile.capacity.services:
+        spec = profile.services[s]
+        for pat, lab in _CAPACITY_LABELS.items():
+            out[pat.format(s=s)] = lab[i].format(zh=spec.label_zh, en=spec.label_en)
+    words = check_words(profile, cutoff_m)
+    for key, w in words.items():
+        out[f"flag_{key}"] = w["label"][i]
+        out[f"scope_{key}"] = ("考核方式：" + w["label"][0]) if i == 0 else f"how asked: {w['label'][1]}"
+    for key, rule in profile.presence.items():
+        out[f"n_{key}"] = ("社区内" if i == 0 else "inside: ") + ("或".join if i == 0 else " or ".join)(
+            getattr(profile.services[s], "label_zh" if i == 0 else "label_en") for s in rule.services)
+    for key, rule in sd.rules.items():
+        out[f"n_{key}"] = ("或".join if i == 0 else " or ".join)(
+            getattr(profile.services[s], "label_zh" if i == 0 else "label_en") for s in rule.services) + ("数" if i == 0 else "s")
+    return out
+
+
+def word_actions(actions: pd.DataFrame, profile: Profile, lang: str = "zh", cutoff_m: float | None = None) -> pd.DataFrame:
+    """The action list with words: ``check_label``, ``standard`` and the unit and verdict in ``lang``.
+
+    Parameters
+    ----------
+    actions : DataFrame
+        :func:`carecircle.coverage.standards.action_list` (keys and numbers).
+    profile : Profile
+    lang : {"zh", "en"}
+    cutoff_m : float, optional
+
+    Returns
+    -------
+    DataFrame
+        ``actions`` with ``check_label`` after ``check``, ``standard`` before ``source``, and
+        ``unit`` / ``verdict`` in words.
+    """
+    i = 1 if lang == "en" else 0
+    words = check_words(profile, cutoff_m)
+    out = actions.copy()
+    key = out["check"].astype(str)
+    label = key.map(lambda k: words[k]["label"][i] if k in words else k)
+    city = (out["street"].fillna("").astype(str) == "") & (out["community"].fillna("").astype(str) == "")
+    label = label.where(~city, label + ("（全市）" if i == 0 else " (city share)"))
+    out.insert(out.columns.get_loc("check") + 1, "check_label", label.to_numpy())
+    out.insert(out.columns.get_loc("source"), "standard", key.map(lambda k: words[k]["standard"][i] if k in words else "").to_numpy())
+    out["unit"] = out["unit"].map(lambda u: UNIT_WORDS.get(u, (u, u))[i])
+    out.loc[key == "large_centres", "unit"] = ("家", "centres")[i]
+    if "verdict" in out.columns:
+        out["verdict"] = out["verdict"].map(lambda v: VERDICT_WORDS.get(v, (v, v))[i])
+    return out
+
+
+def word_flags(communities: pd.DataFrame, profile: Profile, lang: str = "zh", cutoff_m: float | None = None) -> pd.DataFrame:
+    """The communities with ``flags``: the labels of their failed checks (then the unverified
+    ones, marked), joined by "；" ("; " in English)."""
+    i = 1 if lang == "en" else 0
+    words = check_words(profile, cutoff_m)
+    sep = "; " if i else "；"
+    mark = " (unverified)" if i else "（待核实）"
+
+    def text(row_failed: str, row_unverified: str) -> str:
+        failed = [words[k]["label"][i] for k in row_failed.split(";") if k in words]
+        unv = [words[k]["label"][i] + mark for k in row_unverified.split(";") if k in words]
+        return sep.join(failed + unv)
+
+    out = communities.copy()
+    failed = out.get("failed_checks", pd.Series("", index=out.index)).fillna("").astype(str)
+    unverified = out.get("unverified_checks", pd.Series("", index=out.index)).fillna("").astype(str)
+    out["flags"] = [text(f, u) for f, u in zip(failed, unverified)]
+    return out

@@ -19,6 +19,8 @@ import geopandas as gpd
 import shapely
 from shapely.geometry import Point, box
 
+from carecircle.coverage.profile import load_profile
+from carecircle.maps import labels as L
 from carecircle.maps.planning_report import HEADLESS_ARGS, find_chromium
 
 CRS = "EPSG:32651"
@@ -32,8 +34,10 @@ SERVICES = {
 }
 CIRCLE = ("day_care", "meal")
 CUTOFF_M = 1000.0
+#: The analysis labels of a run with the national profile (the writers have no default profile).
+LABELS = L.analysis_labels(load_profile("national"), CUTOFF_M)
 # The inputs of small_inputs()/district_inputs() that build_map takes.
-MAP_KEYS = ("facilities", "communities", "streets", "isochrones", "population", "services", "cutoff_m")
+MAP_KEYS = ("facilities", "communities", "streets", "isochrones", "population", "services", "cutoff_m", "labels")
 
 
 def origin_xy() -> tuple[float, float]:
@@ -204,7 +208,7 @@ def small_inputs() -> dict:
     }
     return {
         "facilities": facilities, "communities": communities, "streets": streets_gdf, "isochrones": isochrones,
-        "population": population, "actions": actions, "summary": summary, "services": SERVICES, "cutoff_m": CUTOFF_M,
+        "population": population, "actions": actions, "summary": summary, "services": SERVICES, "cutoff_m": CUTOFF_M, "labels": LABELS,
     }
 
 
@@ -236,7 +240,7 @@ def district_inputs(seed: int = 11) -> dict:
     population = _population((x0, y0, x0 + 15000, y0 + 15000), 100.0, facilities, rng)
     return {
         "facilities": facilities, "communities": communities, "streets": _streets(communities), "isochrones": isochrones,
-        "population": population, "services": SERVICES, "cutoff_m": CUTOFF_M,
+        "population": population, "services": SERVICES, "cutoff_m": CUTOFF_M, "labels": LABELS,
     }
 
 

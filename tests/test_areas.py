@@ -58,7 +58,8 @@ def test_communities_with_chinese_fields_repairs_and_rejections(tmp_path):
     assert repaired.area == pytest.approx(500_000, rel=5e-3)  # UTM vs GK scale factors differ by < 0.5 %
     assert any("repaired" in n for n in report.notes)
     assert out.crs.to_epsg() == 4549
-    assert list(out.columns) == ["name", "street", "households", "population", "elderly", "built_year", "geometry"]
+    assert list(out.columns) == ["name", "street", "households", "population", "elderly", "built_year", "kind", "street_kind",
+                                 "geometry"]
 
 
 def test_street_by_largest_overlap(tmp_path, streets_file):

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from carecircle.errors import InputError
 from carecircle.maps import export as E
-from fixtures_maps import EVIL, small_inputs
+from fixtures_maps import EVIL, LABELS, small_inputs
 
 LONG = "步行圈内无日间照料中心；" * 20  # 240 characters: 720 bytes in UTF-8, 480 in GBK
 
@@ -103,7 +103,7 @@ def test_dbf_bytes_are_in_the_chosen_encoding(tmp_path, encoding, cpg, ldid, cod
 
 def test_field_names_fit_and_alias_table_is_complete(tmp_path):
     layers = package_layers()
-    res = E.write_package(tmp_path, layers, crs="EPSG:4326")
+    res = E.write_package(tmp_path, layers, crs="EPSG:4326", labels=LABELS)
     fields = pd.read_csv(res["fields_csv"], encoding="utf-8-sig")
     for name, info in res["layers"].items():
         names = pyogrio.read_info(info["path"])["fields"].tolist()
@@ -173,7 +173,7 @@ def test_geopackage_keeps_everything(tmp_path):
 
 def test_tables_csv_and_xlsx(tmp_path):
     d = small_inputs()
-    out = E.write_tables(tmp_path, {"communities": d["communities"], "actions": d["actions"]}, services=d["services"])
+    out = E.write_tables(tmp_path, {"communities": d["communities"], "actions": d["actions"]}, services=d["services"], labels=LABELS)
     csv = out["communities"]["csv"]
     assert csv.read_bytes()[:3] == b"\xef\xbb\xbf"
     back = pd.read_csv(csv, encoding="utf-8-sig")
@@ -189,5 +189,5 @@ def test_tables_csv_and_xlsx(tmp_path):
     assert fields.title == "字段说明"
     assert [c.value for c in fields[2]] == ["社区名称", "name", "社区名称", "community"]
     assert data.cell(2, 1).value == "新华社区"
-    en = E.write_tables(tmp_path / "en", {"actions": d["actions"]}, lang="en")
+    en = E.write_tables(tmp_path / "en", {"actions": d["actions"]}, lang="en", labels=LABELS)
     assert [c.value for c in openpyxl.load_workbook(en["actions"]["xlsx"]).worksheets[0][1]][:3] == ["rank", "community", "sub-district"]

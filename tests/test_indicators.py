@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
-from carecircle.coverage.indicators import _weighted_p90, community_indicators, estate_table, service_mask
+from carecircle.coverage.indicators import _weighted_p90, community_indicators, service_mask
+from carecircle.coverage.space import estate_table
+from pathlib import Path
+
 from carecircle.coverage.profile import load_profile
 from carecircle.errors import InputError
 
@@ -22,7 +25,7 @@ def communities(**over):
     data = {
         "name": ["甲社区", "乙社区", "丙社区"], "street": ["东街道", "东街道", "西街道"],
         "households": [1000.0, 2000.0, np.nan], "population": [2500.0, 5000.0, 2620.0],
-        "elderly": [400.0, 800.0, 300.0], "built_year": [2018.0, 2000.0, np.nan],
+        "elderly": [400.0, 800.0, 300.0], "built_year": [2023.0, 2000.0, np.nan],
     }
     data.update(over)
     return gpd.GeoDataFrame(data, geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000), box(0, 1000, 1000, 2000)], crs=CRS)
@@ -53,6 +56,10 @@ def nearest():
         "facility": ["甲日间照料中心", "乙助餐点", "东街道综合养老服务中心", "乙助餐点", "甲日间照料中心", "东街道综合养老服务中心"],
         "distance_m": [150, 1100, 50, 80, 1300, 1400],
     })
+
+
+#: The old national default (30 / 20, pooled within each class) as a test profile.
+POOLED = str(Path(__file__).parent / "profiles" / "pooled_30_20.yaml")
 
 
 def run(profile="wuxi", **kw):
@@ -104,7 +111,7 @@ def test_elderly_weighting_differs_from_people():
 
 def test_households_and_space_wuxi():
     c = run("wuxi")
-    # 甲: 1,000 households built 2018 (new) → 20 (min) / 30 (target) per 100 → 200 / 300 m²;
+    # 甲: 1,000 households built 2023 (new) → 20 (min) / 30 (target) per 100 → 200 / 300 m²;
     # provided: the 150 m² day-care centre inside → shortfall 50, 150 to target.
     a = c.iloc[0]
     assert (a["households_source"], a["households_new"], a["households_existing"]) == ("community", 1000, 0)
@@ -118,12 +125,14 @@ def test_households_and_space_wuxi():
     assert cc["households_source"] == "population" and cc["households"] == pytest.approx(2620 / 2.56)
     assert cc["space_required_m2"] == pytest.approx(2620 / 2.56 / 100 * 15)
     assert cc["space_provided_m2"] == 0 and cc["space_shortfall_m2"] == pytest.approx(2620 / 2.56 * 0.15)
-    assert list(c["n_stations"]) == [1, 2, 0]
+    # Stations are day care only: 乙's meal-only point is not a station, its centre is.
+    assert list(c["n_stations"]) == [1, 1, 0]
     assert c.loc[1, "largest_station_m2"] == 600 and np.isnan(c.loc[2, "largest_station_m2"])
 
 
 @pytest.mark.parametrize("profile, required_a, required_b, required_c", [
-    ("national", 300, 400, 200),    # 30 new / 20 existing; 丙 = 2620 ÷ 2.62 = 1000 households
+    ("national", np.nan, np.nan, np.nan),  # no national 每百户 figure: opt-in
+    (POOLED, 300, 400, 200),    # 30 new / 20 existing; 丙 = 2620 ÷ 2.62 = 1000 households
     ("kunshan", 300, 400, 200),     # 30 / 20 (the 50 m² general community space not counted)
     ("rugao", 300, np.nan, np.nan),  # 30 new; no number for existing estates
     ("wuxi", 200, 300, 2620 / 2.56 * 0.15),
@@ -145,7 +154,7 @@ def test_per_capita_requirement_only_for_floor_area_standards():
 def test_estates_give_households_age_split_and_space():
     estates = gpd.GeoDataFrame({
         "name": ["新苑", "老村", "远苑"], "community": ["甲社区", None, None],
-        "households": [600.0, 400.0, 300.0], "built_year": [2019.0, 2005.0, 2020.0], "space_m2": [100.0, np.nan, 50.0],
+        "households": [600.0, 400.0, 300.0], "built_year": [2023.0, 2005.0, 2024.0], "space_m2": [100.0, np.nan, 50.0],
     }, geometry=[box(100, 100, 400, 400), box(600, 600, 900, 900), box(100, 1100, 300, 1300)], crs=CRS)
     # 老村 is placed in 甲 by location, 远苑 in 丙 by location.
     c = run("wuxi", estates=estates)
@@ -164,7 +173,7 @@ def test_estates_give_households_age_split_and_space():
 
 def test_provided_from_facilities_ignores_estate_space(tmp_path):
     (tmp_path / "p.yaml").write_text("extends: wuxi\nspace: {provided_from: facilities}\n", encoding="utf-8")
-    estates = gpd.GeoDataFrame({"name": ["新苑"], "community": ["甲社区"], "households": [1000.0], "built_year": [2019.0],
+    estates = gpd.GeoDataFrame({"name": ["新苑"], "community": ["甲社区"], "households": [1000.0], "built_year": [2023.0],
                                 "space_m2": [999.0]}, geometry=[box(100, 100, 400, 400)], crs=CRS)
     c = community_indicators(communities(), population(), facilities(), load_profile(tmp_path / "p.yaml"),
                              estates=estates, nearest=nearest())
@@ -275,7 +284,7 @@ def test_covered_shares_match_brute_force(rows):
 # --- floor space estate by estate (逐小区) ------------------------------------------------
 #
 # 甲: 安居苑 existing (1995) 500 households, 150 m²; 和园 existing (2000, community left blank:
-#     placed by location) 1,000 households, 120 m²; 新苑 new (2020) 400 households, 100 m².
+#     placed by location) 1,000 households, 120 m²; 新苑 new (2024) 400 households, 100 m².
 # 乙: 乙苑 existing (2005) 1,000 households, 250 m².
 # 丙: 丙一村 existing 300 households, space unknown; 丙二村 existing 200 households, 30 m².
 # 外苑 lies outside every community: existing, 100 households, 10 m²; 外村 the same, space unknown.
@@ -284,7 +293,7 @@ def space_estates():
         "name": ["安居苑", "和园", "新苑", "乙苑", "丙一村", "丙二村", "外苑", "外村"],
         "community": ["甲社区", None, "甲社区", "乙社区", "丙社区", "丙社区", None, None],
         "households": [500.0, 1000.0, 400.0, 1000.0, 300.0, 200.0, 100.0, 100.0],
-        "built_year": [1995.0, 2000.0, 2020.0, 2005.0, 1990.0, 1992.0, 1990.0, 1990.0],
+        "built_year": [1995.0, 2000.0, 2024.0, 2005.0, 1990.0, 1992.0, 1990.0, 1990.0],
         "space_m2": [150.0, 120.0, 100.0, 250.0, np.nan, 30.0, 10.0, np.nan],
     }, geometry=[box(50, 50, 300, 300), box(400, 400, 700, 700), box(750, 50, 950, 300), box(1100, 100, 1900, 900),
                  box(100, 1100, 400, 1400), box(500, 1500, 900, 1900), box(3000, 3000, 3100, 3100), box(3200, 3000, 3300, 3100)],
@@ -292,20 +301,26 @@ def space_estates():
 
 
 # Per profile: community (required, provided, shortfall, estates short on their own) for 甲, 乙, 丙.
+# 乙 has 2,000 households but lists only 乙苑 (1,000): the other 1,000 stay, classed by 乙's
+# year (2000, existing) — a partial 小区 layer keeps the residual households.
 @pytest.mark.parametrize("profile, expected", [
-    # national 30/20, pooled: 甲 500·.2 + 1000·.2 + 400·.3 = 420 required, 370 provided → 50; on
-    # their own 和园 (200 − 120) and 新苑 (120 − 100) are short. 丙: 300·.2 + 200·.2 = 100 − 30.
-    ("national", [(420, 370, 50, 2), (200, 250, 0, 0), (100, 30, 70, 2)]),
-    # Kunshan: existing estates one by one (和园 80 short; 安居苑's 50 m² surplus does not
-    # count), the new estate pooled (120 − 100 = 20): 80 + 20 = 100, not 420 − 370 = 50.
+    # 30/20, pooled within each class: 甲 existing 500·.2 + 1000·.2 = 300 vs 270 → 30, new
+    # 400·.3 = 120 vs 100 → 20: 50 (the existing surplus never offsets the new deficit); on
+    # their own 和园 (200 − 120) and 新苑 (120 − 100) are short. 乙: 1000·.2 (乙苑) + 1000·.2
+    # (residual) = 400 vs 250 → 150. 丙: 300·.2 + 200·.2 = 100 − 30.
+    (POOLED, [(420, 370, 50, 2), (400, 250, 150, 0), (100, 30, 70, 2)]),
+    # Kunshan: every estate one by one (和园 80 short; 安居苑's 50 m² surplus does not count;
+    # 新苑 new, 逐小区 too: 120 − 100 = 20): 80 + 20 = 100, not 420 − 370 = 50. 乙: 乙苑 stands
+    # alone (200 ≤ 250), the residual 1,000 existing households need 200 with no room: 200.
     # 丙: 丙一村's unknown room counts as none: 60 + (40 − 30) = 70.
-    ("kunshan", [(420, 370, 100, 2), (200, 250, 0, 0), (100, 30, 70, 2)]),
-    # Wuxi 15 existing / 20 new, pooled: 甲 1500·.15 + 400·.2 = 305 < 370; 和园 alone is short
-    # (150 − 120). 丙: 75 − 30 = 45; only 丙一村 is short on its own (丙二村 needs 200·.15 = 30, has 30).
-    ("wuxi", [(305, 370, 0, 1), (150, 250, 0, 0), (75, 30, 45, 1)]),
-    # Rugao: 30 for new estates only: 甲 120 required (新苑 short 20 on its own, pooled fine);
-    # existing estates carry no number → 乙 and 丙 not checked.
-    ("rugao", [(120, 370, 0, 1), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
+    ("kunshan", [(420, 370, 100, 2), (400, 250, 200, 0), (100, 30, 70, 2)]),
+    # Wuxi 15 existing / 20 new, pooled in class: 甲 existing 225 ≤ 270, new 80 ≤ 100 → 0; 和园
+    # alone is short (150 − 120). 乙: 150 + 150 (residual) = 300 − 250 = 50. 丙: 75 − 30 = 45; only
+    # 丙一村 is short on its own (丙二村 needs 200·.15 = 30, has 30).
+    ("wuxi", [(305, 370, 0, 1), (300, 250, 50, 0), (75, 30, 45, 1)]),
+    # Rugao: 30 for new estates only: 甲 120 required, the new class has 100 → 20 (the existing
+    # estates' rooms do not count for it); existing estates carry no number → 乙 and 丙 not checked.
+    ("rugao", [(120, 370, 20, 1), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
     ("tongxiang", [(np.nan, 370, np.nan, 0), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
     ("shijiazhuang", [(np.nan, 370, np.nan, 0), (np.nan, 250, np.nan, 0), (np.nan, 30, np.nan, 0)]),
 ])
@@ -353,7 +368,7 @@ def test_estate_table_kunshan_by_hand():
     assert t["community"].iloc[6:].isna().all() and t["street"].iloc[6:].isna().all()
     assert t["street"].tolist()[:6] == ["东街道"] * 4 + ["西街道"] * 2
     assert t["estate_class"].tolist() == ["existing", "existing", "new"] + ["existing"] * 5
-    assert t["per_estate"].tolist() == [True, True, False] + [True] * 5
+    assert t["per_estate"].tolist() == [True] * 8  # new estates too: the indicator counts 新建居住（小）区 one by one
     assert t["space_rate_m2_per_100hh"].tolist() == [20, 20, 30, 20, 20, 20, 20, 20]
     np.testing.assert_allclose(t["space_required_m2"], [100, 200, 120, 200, 60, 40, 20, 20])
     np.testing.assert_allclose(t["space_provided_m2"], [150, 120, 100, 250, np.nan, 30, 10, np.nan])
@@ -385,22 +400,22 @@ def test_estate_by_estate_never_below_pooled(rows):
     est = gpd.GeoDataFrame({
         "name": [f"苑{i}" for i in range(len(rows))], "community": [["甲社区", "乙社区"][r[0]] for r in rows],
         "households": [r[1] for r in rows], "space_m2": [r[2] for r in rows],
-        "built_year": [2020.0 if r[3] else 2000.0 for r in rows],
+        "built_year": [2024.0 if r[3] else 2000.0 for r in rows],
     }, geometry=[Point(10 + i, 10) if r[0] == 0 else Point(1010 + i, 10) for i, r in enumerate(rows)], crs=CRS)
-    pooled = run("national", estates=est)
-    each = run("kunshan", estates=est)  # same 30 / 20 rates; existing estate by estate
+    pooled = run(POOLED, estates=est)
+    each = run("kunshan", estates=est)  # same 30 / 20 rates; every estate one by one
     table = estate_table(est, communities(), load_profile("kunshan"))
+    com = communities()
     for i, name in enumerate(["甲社区", "乙社区"]):
         if each.loc[i, "space_provided_from"] != "estates":
             continue
         sel = table["community"] == name
-        old = sel & (table["estate_class"] == "existing")
-        new = sel & (table["estate_class"] == "new")
-        have = table["space_provided_m2"].fillna(0)
-        expect = table.loc[old, "space_shortfall_m2"].sum() + max(
-            0.0, table.loc[new, "space_required_m2"].sum() - have[new].sum()
-            - (each.loc[i, "space_provided_m2"] - have[sel].sum()))
+        # The households the layer does not list stay, at the community's class (甲 2023 new,
+        # 乙 2000 existing), with no room of their own.
+        residual = max(0.0, com.loc[i, "households"] - table.loc[sel, "households"].sum())
+        expect = table.loc[sel, "space_shortfall_m2"].sum() + residual * (30 if i == 0 else 20) / 100
         assert each.loc[i, "space_shortfall_m2"] == pytest.approx(expect, abs=1e-6)
+        old = sel & (table["estate_class"] == "existing")
         assert each.loc[i, "space_shortfall_m2"] >= pooled.loc[i, "space_shortfall_m2"] - 1e-6
         # Any existing estate short on its own fails its community.
         if table.loc[old, "flag_space"].any():

@@ -14,11 +14,11 @@ import pytest
 from shapely.geometry import Point
 
 from carecircle.errors import InputError
-from carecircle.coverage import standards
 from carecircle.coverage.profile import load_profile
 from carecircle.maps import html as H
 from carecircle.maps import labels as L
 from fixtures_maps import (
+    LABELS,
     EVIL, CRS, district_inputs, gcj02_reference, layer_features, layer_names, map_args, overlay_vars,
     small_inputs, web_mercator_pixel,
 )
@@ -105,7 +105,7 @@ def test_communities_coloured_by_worst_check(page, inputs):
     assert colour["锡梅社区"] == H.CHECK_COLOURS["no_meal"]
     assert colour["春潮社区"] == H.CHECK_COLOURS["space"]
     # The legend names each check present, in Chinese, as the analysis stage labels it.
-    zh = standards.column_labels("zh")
+    zh = L.column_labels("zh", load_profile("national"))
     for label in ("达标", zh["flag_no_day_care"], zh["flag_no_meal"], zh["flag_space"]):
         assert label in page
     assert "日间照料中心不在15分钟步行圈内" in page
@@ -113,12 +113,12 @@ def test_communities_coloured_by_worst_check(page, inputs):
 
 def test_check_styles_give_new_checks_palette_colours_and_list_the_checks_present():
     """The map and the report colour communities with this one function."""
-    fill, legend = H.check_styles(pd.Series(["space", "", "zz_new", "aa_new", "space"]), L.Labels("zh"))
+    fill, legend = H.check_styles(pd.Series(["space", "", "zz_new", "aa_new", "space"]), L.Labels("zh", LABELS))
     # Checks the contract does not name take the palette in key order.
     assert fill.tolist() == [H.CHECK_COLOURS["space"], H.CHECK_COLOURS[""], H.OTHER_CHECK_COLOURS[1],
                              H.OTHER_CHECK_COLOURS[0], H.CHECK_COLOURS["space"]]
     # Only the checks present, compliant first; a check nobody labels is shown by its key.
-    assert legend == [("达标", H.CHECK_COLOURS[""]), (L.Labels("zh").check("space"), H.CHECK_COLOURS["space"]),
+    assert legend == [("达标", H.CHECK_COLOURS[""]), (L.Labels("zh", LABELS).check("space"), H.CHECK_COLOURS["space"]),
                       ("aa_new", H.OTHER_CHECK_COLOURS[0]), ("zz_new", H.OTHER_CHECK_COLOURS[1])]
 
 
@@ -263,11 +263,11 @@ def test_analysis_columns_are_labelled_by_the_analysis_stage():
     prof = load_profile("wuxi")
     for lang in ("zh", "en"):
         lab = L.Labels(lang, L.analysis_labels(prof), L.profile_services(prof))
-        theirs = standards.column_labels(lang, prof)
+        theirs = L.column_labels(lang, prof)
         assert {c: lab.column(c) for c in theirs} == theirs
     # The maps stage labels only what it adds; the two it shares are its own layers' meaning
     # (a facility's name, a population point's elderly), used there only.
-    assert set(L.COLUMN_LABELS) & set(standards.column_labels("zh")) == {"name", "elderly"}
+    assert set(L.COLUMN_LABELS) & set(L.column_labels("zh", load_profile("national"))) == {"name", "elderly"}
     lab = L.Labels("zh", L.analysis_labels(prof), L.profile_services(prof))
     assert lab.column("name") == "社区名称" and lab.column("name", own_first=True) == "名称"
     assert lab.column("dist_meal_m") == "至助餐点步行距离（m）"
@@ -298,7 +298,7 @@ def test_popups_state_failed_checks_with_standard_and_source(inputs):
     layers = layer_features(page)
     com = {parse(f["properties"]["_popup"]).text[0]: parse(f["properties"]["_popup"]).text
            for f in layers["社区（按最严重问题着色）"]}
-    zh = standards.column_labels("zh")
+    zh = L.column_labels("zh", load_profile("national"))
     # The check named as the analysis labels its key; the value, the standard and its source with it.
     assert {zh["flag_no_meal"], "现状 25%，标准 50%，缺口 25%", "标准：步行1000米内老年人占比 ≥ 50%",
             "依据：无锡市养老服务设施布局规划"} <= set(com["锡梅社区"])

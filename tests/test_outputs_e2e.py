@@ -15,7 +15,7 @@ import pyogrio
 import pytest
 
 from carecircle.coverage.profile import load_profile
-from carecircle.coverage.standards import column_labels
+from carecircle.maps.labels import column_labels
 from carecircle.layers import crs as ccrs
 from carecircle.maps import html as H
 from clitools import cli

@@ -20,10 +20,14 @@ SEEDS = {
 
 
 def test_builtins_load_with_shared_attributes():
-    assert set(list_profiles()) == {"national", *CITIES}
+    assert set(list_profiles()) == {"national", "national_gb50180_5min", *CITIES}
     for name in list_profiles():
         p = load_profile(name)
         assert isinstance(p, Profile) and p.name == name
+        if name == "national_gb50180_5min":
+            # GB 50180's day-care reading, a named variant: 5 min at 3.6 km/h = 300 m.
+            assert p.walk_distance_m == pytest.approx(300.0)
+            continue
         assert p.walk.minutes == 15 and p.walk.speed_kmh == 4.0
         assert p.walk_distance_m == pytest.approx(1000.0)  # 15 min × 4 km/h
         assert p.circle_services == ["day_care", "meal"]
@@ -127,7 +131,10 @@ def test_profile_numbers_match_standards_table():
     text = (SHARED / "STANDARDS.md").read_text(encoding="utf-8")
     assert "2.62 persons" in text and load_profile("national").household_size == 2.62
     assert "15 min at 4.0 km/h = 1000 m" in text
-    assert "(SJZ: 2014)" in text and sjz.space.new_from_year == 2014
+    # §5 "new" estate: SJZ 2014 (its audit window); the Jiangsu plans take the plan year.
+    assert "SJZ 2014 (its audit window" in text and sjz.space.new_from_year == 2014
+    assert "the plan year" in text
+    assert [load_profile(c).space.new_from_year for c in ("kunshan", "rugao", "wuxi")] == [2022, 2022, 2021]
     # Sub-district unit row.
     unit = t["sub-district unit"]
     assert unit["kunshan"].startswith(load_profile("kunshan").sub_district_label)

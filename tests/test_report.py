@@ -15,9 +15,8 @@ from fontTools.ttLib import TTFont
 from matplotlib import font_manager
 from matplotlib import image as mpimg
 
-from carecircle.coverage.standards import column_labels
 from carecircle.maps import planning_report as R
-from fixtures_maps import EVIL, small_inputs
+from fixtures_maps import EVIL, LABELS, small_inputs
 
 
 class _Page(HTMLParser):
@@ -59,7 +58,7 @@ def report(tmp_path_factory):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             path = R.write_report(out, streets=d["streets"], communities=d["communities"], actions=d["actions"],
-                                  summary=d["summary"], services=d["services"])
+                                  summary=d["summary"], services=d["services"], labels=d["labels"])
     finally:
         logging.getLogger("matplotlib").removeHandler(handler)
     page = _Page()
@@ -116,7 +115,7 @@ def test_action_rows_state_value_standard_and_source(report):
     row = wang[wang.index("养老服务用房面积不足"):]
     assert row[row.index("200 m²"):][:3] == ["200 m²", "400.5 m²", "200.5 m²"]
     # The sub-district's own check: no community, its value in 处 and the standard beneath.
-    at = wang.index(column_labels("zh")["flag_no_street_centre"])
+    at = wang.index(LABELS["flag_no_street_centre"][0])
     assert wang[at - 1] == "（全街道）" and "标准：每个街道 ≥ 1 处" in wang[at:at + 5]
     # Sources once each, numbered, below the table; each check points at its note.
     notes = wang[wang.index("依据") + 1:]
@@ -146,7 +145,7 @@ def test_untrusted_text_is_escaped(report):
 def test_english_report(tmp_path):
     d = small_inputs()
     path = R.write_report(tmp_path, streets=d["streets"], communities=d["communities"], actions=d["actions"],
-                          summary={}, services=d["services"], lang="en", pdf=False)
+                          summary={}, services=d["services"], labels=d["labels"], lang="en", pdf=False)
     text = path.read_text(encoding="utf-8")
     assert "Sub-district ranking" in text and "elderly covered, day-care centre" in text
     assert "(whole sub-district)" in text and "Sources" in text

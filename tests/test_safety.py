@@ -664,3 +664,12 @@ def test_an_unreadable_input_is_not_blamed_on_the_output(tmp_path) -> None:
     assert outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x") is None
     err = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".out.partial-1-x" / "map.html"))
     assert "cannot write" in str(outdir.write_failure(err, tmp_path / "out", tmp_path / ".out.partial-1-x"))
+
+
+def test_check_out_sees_a_full_disk(tmp_path, monkeypatch) -> None:
+    usage = shutil.disk_usage(tmp_path)
+    outdir.check_writable(tmp_path / "new" / "out")
+    monkeypatch.setattr(outdir.shutil, "disk_usage", lambda p: usage._replace(free=0))
+    with pytest.raises(InputError, match="disk is full"):
+        outdir.check_writable(tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()
