@@ -63,7 +63,7 @@ def build(spacing_m: float):
     from carecircle.coverage import indicators, snap
     from carecircle.coverage.graph import build_graph
     from carecircle.layers.candidates import generate_candidates
-    from carecircle.layers.network import read_lines
+    from carecircle.layers.lines import read_lines
     from carecircle.layers.population import distribute_by_buildings
 
     net = read_lines(ROADS)
