@@ -130,6 +130,9 @@ class Solution:
         ``min_sites``: whether the requested target can be reached with the candidates.
     model : dict
         Size of the integer program after the reductions.
+    plan_from : str
+        ``solver`` (HiGHS's plan), ``greedy`` (the time limit passed before HiGHS had any
+        plan: the greedy plan, not proven) or ``trivial`` (nothing to choose).
     """
 
     chosen: np.ndarray
@@ -145,6 +148,7 @@ class Solution:
     target: float | None = None
     target_reachable: bool = True
     model: dict = field(default_factory=dict)
+    plan_from: str = "solver"
 
 
 def evaluate(cover: csr_array, demand: Demand, chosen) -> tuple[np.ndarray, np.ndarray | None, float]:
@@ -222,6 +226,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
     if capacity is not None and (objective != "max_coverage" or demand.by_community or not capacity > 0):
         raise InputError("siting.capacity: only with objective max_coverage, weight elderly or population, and > 0")
     t0 = time.perf_counter()
+    phases: dict = {}
     m = _reduce(csr_array(cover), demand)
     target_abs, reachable = None, True
     if objective == "min_sites":
@@ -232,10 +237,12 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
         (objective == "min_sites" and target_abs is not None and target_abs <= 1e-12)
     if trivial:
         chosen_local, status, optimal, gap, bound, solver = np.zeros(0, dtype=np.int64), "trivial", True, 0.0, None, "none"
+        plan_from = "trivial"
         if objective == "max_coverage":
             bound = 0.0
     else:
-        chosen_local, status, optimal, gap, bound = _highs(m, objective, new_sites, target_abs, time_limit_s, capacity, greedy_x)
+        chosen_local, status, optimal, gap, bound, plan_from = _highs(m, objective, new_sites, target_abs, time_limit_s,
+                                                                      capacity, greedy_x, phases=phases)
         solver = _solver_name()
     chosen = m.cand[_rank(m, chosen_local)]
     _, _, gain = evaluate(cover, demand, chosen)
@@ -244,9 +251,9 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
     value = float(len(chosen)) if objective == "min_sites" else gain
     return Solution(chosen=chosen, value=value, weight_gain=gain, optimal=optimal, gap=gap, bound=bound, status=status,
                     solver=solver, solve_s=time.perf_counter() - t0, greedy_value=float(greedy_value),
-                    target=target_abs, target_reachable=reachable,
+                    target=target_abs, target_reachable=reachable, plan_from=plan_from,
                     model={"candidates": int(m.n_cand), "points": int(m.n_pts), "communities": int(m.n_com),
-                           "nnz": int(m.a.nnz)})
+                           "nnz": int(m.a.nnz), **phases})
 
 
 # --------------------------------------------------------------------------- reduced model
@@ -309,25 +316,21 @@ def _reduce(cover: csr_array, demand: Demand) -> _Model:
     # Merge points with the same covering candidates (and community): a hash of the set.
     t = sub.T.tocsr()
     t.sort_indices()
-    rng = np.random.default_rng(0)
-    r1, r2 = rng.integers(1, 2**62, size=(2, max(len(cand), 1)), dtype=np.int64)
-    cnt = np.diff(t.indptr)
-    nonempty = cnt > 0
-    with np.errstate(over="ignore"):
-        h1 = np.zeros(len(pts), dtype=np.int64)
-        h2 = np.zeros(len(pts), dtype=np.int64)
-        if t.nnz:
-            starts = t.indptr[:-1][nonempty]
-            h1[nonempty] = np.add.reduceat(r1[t.indices], starts)
-            h2[nonempty] = np.add.reduceat(r2[t.indices], starts)
+    keys = _row_keys(t)
     com = demand.community[pts] if by_com else np.full(len(pts), -1)
-    keep = nonempty  # a point no candidate reaches cannot change
-    key = np.stack([com[keep], cnt[keep], h1[keep], h2[keep]], axis=1)
+    keep = keys[:, 0] > 0  # a point no candidate reaches cannot change
+    key = np.column_stack([com[keep], keys[keep]])
     _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inv = inv.ravel()
     kept = np.flatnonzero(keep)
     value = np.bincount(inv, weights=demand.value[pts][kept], minlength=len(first))
     a = csr_array(t[kept[first]].T.tocsr())
+    # Candidates reaching exactly the same points are interchangeable: keep one of each.
+    a.sort_indices()
+    same = _row_keys(a)
+    _, one = np.unique(same, axis=0, return_index=True)
+    one = np.sort(one)
+    cand, a = cand[one], csr_array(a[one])
     merged_com = com[kept[first]]
     share = np.zeros(len(first))
     com_id = np.zeros(0, dtype=np.int64)
@@ -347,6 +350,20 @@ def _reduce(cover: csr_array, demand: Demand) -> _Model:
         com_id, need = open_ids, need_all[open_ids]
     return _Model(cand=cand, a=a, value=value, com=merged_com, share=share, need=need, com_id=com_id,
                   value_total=float(value.sum()), by_community=by_com)
+
+
+def _row_keys(a: csr_array) -> np.ndarray:
+    """A key per row of a sorted boolean CSR matrix: (count, two random 64-bit hashes of its set)."""
+    rng = np.random.default_rng(1)
+    r1, r2 = rng.integers(1, 2**62, size=(2, max(a.shape[1], 1)), dtype=np.int64)
+    cnt = np.diff(a.indptr)
+    h1, h2 = np.zeros(a.shape[0], dtype=np.int64), np.zeros(a.shape[0], dtype=np.int64)
+    full = cnt > 0
+    with np.errstate(over="ignore"):
+        if a.nnz:
+            h1[full] = np.add.reduceat(r1[a.indices], a.indptr[:-1][full])
+            h2[full] = np.add.reduceat(r2[a.indices], a.indptr[:-1][full])
+    return np.stack([cnt, h1, h2], axis=1)
 
 
 def _target(demand: Demand, m: _Model, share: float) -> tuple[float, bool]:
@@ -448,7 +465,7 @@ def _capacitated_gain(m: _Model, chosen: np.ndarray, capacity: float) -> float:
     sol = _highs(_Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
                         need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=False),
                  "max_coverage", len(chosen), None, 60.0, capacity, np.arange(len(chosen)), fix_all=True)
-    return float(sol[4]) if sol[4] is not None else 0.0
+    return float(sol[4])
 
 
 def _solver_name() -> str:
@@ -457,13 +474,17 @@ def _solver_name() -> str:
     return f"HiGHS (highspy {version('highspy')})"
 
 
-def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False):
+def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, warm: np.ndarray, fix_all: bool = False,
+           phases: dict | None = None):
     """Build the integer program of the reduced model, solve it with HiGHS.
 
-    Returns ``(chosen, status, optimal, gap, bound)`` with ``bound`` on the primary objective.
+    Returns ``(chosen, status, optimal, gap, bound, plan_from)`` with ``bound`` on the primary
+    objective; ``phases`` receives the time of each solve (``primary_s``, ``tie_break_s``) and
+    the tie-break's status.
     """
     import highspy
 
+    phases = {} if phases is None else phases
     nc, npt, ng = m.n_cand, m.n_pts, m.n_com
     a_t = csr_array(m.a.T.astype(float))  # points × candidates
     pairs = a_t.tocoo() if capacity is not None else None
@@ -543,9 +564,10 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
+    phases["primary_s"] = round(time.perf_counter() - t0, 3)
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
-        return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt])
+        return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt]), "solver"
     has_sol = bool(info.primal_solution_status)
     sol = np.asarray(h.getSolution().col_value) if has_sol else np.zeros(n)
     optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
@@ -571,12 +593,14 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         start.value_valid = True
         h.setSolution(start)
         h.run()
+        phases["tie_break_s"] = round(time.perf_counter() - t0 - phases["primary_s"], 3)
+        phases["tie_break_status"] = h.modelStatusToString(h.getModelStatus())
         if h.getInfo().primal_solution_status:
             sol = np.asarray(h.getSolution().col_value)
     chosen = np.flatnonzero(sol[:nc] > 0.5)
-    if not has_sol and len(warm):
-        chosen = warm  # no incumbent within the time limit: the greedy plan, said so by the status
-    return chosen, status, optimal, gap, bound
+    if not has_sol:
+        return warm, status, False, None, bound, "greedy"  # no incumbent within the time limit
+    return chosen, status, optimal, gap, bound, "solver"
 
 
 def _new_highs():
@@ -812,6 +836,7 @@ def plan_sites(graph, candidates, targets, *, candidate_ids, candidate_names, ex
         "gap": sol.gap,
         "bound": sol.bound,
         "status": sol.status,
+        "plan_from": sol.plan_from,
         "solver": sol.solver,
         "solve_s": round(sol.solve_s, 3),
         "time_limit_s": time_limit_s,

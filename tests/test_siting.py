@@ -182,3 +182,17 @@ def test_same_optimum_as_spopt(seed):
     lscp.solve(pulp.PULP_CBC_CMD(msg=False))
     assert ours.optimal and ours.target_reachable
     assert ours.value + n_old == pytest.approx(pulp.value(lscp.problem.objective))
+
+
+def test_time_limit_keeps_a_plan_and_says_it_is_not_proven():
+    rng = np.random.default_rng(11)
+    nc, npt = 400, 600
+    dense = rng.random((nc, npt)) < 0.03
+    r, c = np.nonzero(dense)
+    cover = csr_array((np.ones(len(r)), (r, c)), shape=(nc, npt))
+    demand = Demand(rng.integers(1, 20, npt).astype(float), np.zeros(npt, bool))
+    sol = solve(cover, demand, objective="max_coverage", new_sites=12, time_limit_s=1e-6)
+    assert len(sol.chosen) <= 12
+    assert sol.value >= sol.greedy_value - 1e-9  # never worse than the warm start
+    if not sol.optimal:
+        assert sol.status != "Optimal" and (sol.gap is None or sol.gap > 0 or sol.plan_from == "greedy")

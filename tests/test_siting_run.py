@@ -150,3 +150,15 @@ def test_bad_siting_config_is_one_line(world, tmp_path):
     nok = _write(sample.out_dir, "nok.yaml", {**base, "siting": {"service": "meal",
                                                                  "candidates": {"generate": {"spacing_m": 100}}}})
     assert_one_line_error(cli("site", nok, "--out", tmp_path / "o"), "new_sites")
+
+
+def test_report_lists_a_streets_sites():
+    from carecircle.maps import labels as L
+    from carecircle.maps.planning_report import sites_section
+
+    lab = L.Labels("zh", None, {"meal": {"label_zh": "助餐点", "label_en": "Meal point"}})
+    sites = pd.DataFrame({"rank": [2], "name": ["乙地块<b>"], "elderly_new": [518.0], "communities_new": ["丽景社区"],
+                          "community": ["丽景社区"], "nearest_facility_m": [1495.2]})
+    page = sites_section(sites, lab)
+    assert "<td>2</td><td>乙地块&lt;b&gt;</td><td>518</td><td>丽景社区</td><td>丽景社区</td><td>1,495</td>" in page
+    assert "本街道无建议选址" in sites_section(sites.iloc[0:0], lab)
