@@ -345,7 +345,10 @@ def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int 
 
     t0 = time.perf_counter()
     if scheduler:
-        client, cluster = Client(scheduler, timeout="30s"), None
+        try:
+            client, cluster = Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({_one_line(str(err))})") from None
     else:
         # Worker processes (the analysis holds the GIL); no dashboard port to collide on a
         # shared machine; no memory limit, so a big district is not killed at a guess.
