@@ -207,14 +207,15 @@ def run_task(task: Task, out_root: str) -> dict:
     Returns
     -------
     dict
-        ``name``, ``ok``, ``error`` (one line, or None), ``seconds``, ``peak_rss_mb`` (the
-        worker process's peak resident memory so far), ``worker_pid``, ``fingerprint``.
+        ``name``, ``ok``, ``error`` (one line, or None), ``seconds`` (wall), ``cpu_s`` (CPU
+        time of the worker process), ``peak_rss_mb`` (the worker process's peak resident
+        memory so far), ``worker_pid``, ``fingerprint``.
     """
     import resource
 
     from carecircle import pipeline
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     error = None
     try:
         config = load_run_config(task.config, task.overrides)
@@ -232,7 +233,7 @@ def run_task(task: Task, out_root: str) -> dict:
         error = _one_line(f"internal error: {type(err).__name__}: {err}")
     return {
         "name": task.name, "ok": error is None, "error": error,
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - cpu0, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "worker_pid": os.getpid(), "fingerprint": task.fingerprint,
     }
@@ -258,10 +259,11 @@ def finished(task: Task, out: Path, state: dict) -> bool:
 
 @dataclass
 class BatchResult:
-    """What a batch did: every task's record, and the province summary."""
+    """What a batch did: every task's record, the province summary, seconds per phase."""
 
     tasks: list[dict]
     summary: dict
+    timings: dict = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict]:
@@ -311,16 +313,19 @@ def run_batch(batch_path: str | Path, out: str | Path, *, scheduler: str | None 
         else:
             todo.append(t)
     log(f"批量 batch: {len(tasks)} task(s), {len(tasks) - len(todo)} already finished, {len(todo)} to run")
+    timings = {}
     if todo:
-        for rec in _submit(todo, str(out), scheduler=scheduler, workers=workers, log=log):
-            records[rec["name"]] = rec
+        done_records, timings = _submit(todo, str(out), scheduler=scheduler, workers=workers, log=log)
+        records.update((rec["name"], rec) for rec in done_records)
     ordered = [records[t.name] for t in tasks]
-    _write_state(state_path, batch_path, ordered)
     done = [(t.name, out / t.name) for t in tasks if records[t.name]["ok"]]
+    t0 = time.perf_counter()
     summary = merge_batch(out, done, failed=[r for r in ordered if not r["ok"]], tasks=ordered,
                           tiled=batch.tiles is not None, log=log)
+    timings["merge_s"] = round(time.perf_counter() - t0, 2)
+    _write_state(state_path, batch_path, ordered, timings)
     outdir.write_marker(out, [*summary["outputs"], STATE_FILE, *_run_files(out)])
-    return BatchResult(ordered, summary)
+    return BatchResult(ordered, summary, timings)
 
 
 def _run_files(out: Path) -> list[str]:
@@ -331,20 +336,26 @@ def _run_files(out: Path) -> list[str]:
             for p in sub.rglob("*") if p.is_file()]
 
 
-def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int | None, log: Log) -> list[dict]:
-    """Run ``tasks`` on a Dask cluster; every task's record, logged as it finishes."""
+def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int | None,
+            log: Log) -> tuple[list[dict], dict]:
+    """Run ``tasks`` on a Dask cluster: every task's record (logged as it finishes), and phase seconds."""
     import logging
 
     from dask.distributed import Client, LocalCluster, as_completed
 
+    t0 = time.perf_counter()
     if scheduler:
-        client, cluster = Client(scheduler, timeout="30s"), None
+        try:
+            client, cluster = Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({_one_line(str(err))})") from None
     else:
         # Worker processes (the analysis holds the GIL); no dashboard port to collide on a
         # shared machine; no memory limit, so a big district is not killed at a guess.
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                                dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR)
         client = Client(cluster)
+    t1 = time.perf_counter()
     try:
         by_key = {}
         futures = []
@@ -359,10 +370,10 @@ def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int 
                 rec = fut.result()
             except Exception as err:  # noqa: BLE001 - a worker that died takes its task with it, not the batch
                 rec = {"name": t.name, "ok": False, "error": _one_line(f"{type(err).__name__}: {err}"),
-                       "seconds": None, "peak_rss_mb": None, "worker_pid": None, "fingerprint": t.fingerprint}
+                       "seconds": None, "cpu_s": None, "peak_rss_mb": None, "worker_pid": None, "fingerprint": t.fingerprint}
             log(f"{'完成 done' if rec['ok'] else '失败 FAILED'} {t.name}" + (f": {rec['error']}" if rec["error"] else f" ({rec['seconds']} s)"))
             records.append(rec)
-        return records
+        return records, {"cluster_start_s": round(t1 - t0, 2), "tasks_s": round(time.perf_counter() - t1, 2)}
     finally:
         client.close()
         if cluster is not None:
@@ -376,7 +387,7 @@ def _read_state(path: Path) -> dict:
         return {}
 
 
-def _write_state(path: Path, batch_path, records: list[dict]) -> None:
+def _write_state(path: Path, batch_path, records: list[dict], timings: dict) -> None:
     data = {"batch": str(Path(batch_path).resolve()), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "tasks": {r["name"]: r for r in records}}
+            "timings": timings, "tasks": {r["name"]: r for r in records}}
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -41,6 +41,10 @@ Let ``L`` be the search limit (``walk.distance_m × REPORT_LIMIT_FACTOR``, 3 × 
   before clipping), so a tile keeps and rejects exactly the rows the whole run does and its
   ``inputs`` counts equal the whole run's (they describe the files, not the tile).
 
+* **Region-wide figures.** Ranks (streets by score, the action list by elderly affected) are
+  positions within a run; :mod:`carecircle.merge` re-ranks the tiles' rows across the region
+  with the analysis's own ordering. Sums and shares are added up from the tiles' counts.
+
 Limits (documented, not silently wrong): ties between two facilities at exactly the same
 walk may name a different nearest facility (the distance is the same); two edges exactly
 equidistant from a point may snap differently; a measure that depends on the population
