@@ -30,78 +30,18 @@ import geopandas as gpd
 import matplotlib
 import numpy as np
 import pandas as pd
-from fontTools.ttLib import TTFont
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from carecircle.maps import labels as L
+from carecircle.maps.fonts import NoCJKFont, cjk_font_or_none, find_cjk_font
 from carecircle.maps.html import check_label, check_styles, fmt_measure
 
-# Families tried first, in order (Linux, then Windows/macOS names); any other font whose
-# character map covers CJK_PROBE is accepted after them.
-PREFERRED_CJK_FAMILIES = [
-    "Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
-    "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Noto Serif CJK SC", "AR PL UMing CN",
-]
-CJK_PROBE = "养老服务设施社区街道覆盖率缺口日间照料助餐"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Headless chromium with nothing of its own going on: no sandbox (containers), no GPU, no
 # first-run, sync or update traffic.
 HEADLESS_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync")
-
-
-@functools.lru_cache(maxsize=1)
-def find_cjk_font() -> font_manager.FontEntry:
-    """A font matplotlib can use that has glyphs for Chinese text.
-
-    Returns
-    -------
-    matplotlib.font_manager.FontEntry
-        ``.name`` is the family to put in ``font.sans-serif``, ``.fname`` the file and
-        ``.index`` the face inside a ``.ttc`` collection.
-
-    Raises
-    ------
-    RuntimeError
-        When no installed font covers Chinese (install Debian's ``fonts-noto-cjk``).
-    """
-    entries = font_manager.fontManager.ttflist
-    rank = {name: i for i, name in enumerate(PREFERRED_CJK_FAMILIES)}
-    ordered = sorted(entries, key=lambda f: (rank.get(f.name, len(rank)), f.weight != 400, f.name))
-    for entry in ordered:
-        if has_glyphs(entry.fname, getattr(entry, "index", 0), CJK_PROBE):
-            return entry
-    raise RuntimeError("report: no font with Chinese glyphs is installed; install one (Debian: apt-get install "
-                       "fonts-noto-cjk), then remove matplotlib's font cache if it was built before")
-
-
-@functools.lru_cache(maxsize=None)
-def _cmap(path: str, index: int) -> frozenset[int]:
-    try:
-        font = TTFont(path, fontNumber=index, lazy=True)
-        return frozenset(font.getBestCmap() or ())
-    except Exception:  # an unreadable font file is simply not a candidate
-        return frozenset()
-
-
-def has_glyphs(path: str, index: int, text: str) -> bool:
-    """Whether the face ``index`` of font file ``path`` maps every character of ``text``.
-
-    Parameters
-    ----------
-    path : str
-        A font file (``.ttf``, ``.otf``, ``.ttc``); an unreadable one has no glyphs.
-    index : int
-        The face inside a collection (0 for a single font).
-    text : str
-
-    Returns
-    -------
-    bool
-    """
-    cmap = _cmap(str(path), int(index or 0))
-    return all(ord(c) in cmap for c in text)
 
 
 # ----------------------------------------------------------------------------- charts
