@@ -52,10 +52,14 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
         return Walk(distance, None, None, rings)
     minutes = w.minutes if w.minutes is not None else profile.walk.minutes
     speed = w.speed_kmh if w.speed_kmh is not None else profile.walk.speed_kmh
-    per_minute = speed * 1000.0 / 60.0
     ring_minutes = w.rings_minutes or [m for m in (5.0, 10.0) if m < minutes] + [minutes]
-    rings = sorted({float(m) * per_minute for m in ring_minutes if 0 < m <= minutes} | {minutes * per_minute})
-    return Walk(minutes * per_minute, float(minutes), float(speed), rings)
+
+    def metres(m: float) -> float:
+        # Multiply before dividing: 15 min at 4 km/h is exactly 1000 m, not 1000.0000000000001.
+        return float(m) * speed * 1000.0 / 60.0
+
+    rings = sorted({metres(m) for m in ring_minutes if 0 < m <= minutes} | {metres(minutes)})
+    return Walk(metres(minutes), float(minutes), float(speed), rings)
 
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
@@ -280,8 +284,11 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     list of str
         The files written, relative to ``out`` (``summary.json`` is the caller's, written last).
     """
-    # The profile names its services, its checks and its sub-district unit.
-    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile)
+    # The profile names its services, its checks and its sub-district unit; every label says
+    # the run's circle (a 10-minute run's checks read "10分钟步行圈").
+    services = map_labels.profile_services(profile)
+    labels = map_labels.follow_circle(map_labels.analysis_labels(profile), profile.walk.minutes, walk.minutes,
+                                      walk.distance_m)
     com, streets, fac, pop, iso = (analysis.communities, analysis.streets, analysis.facilities,
                                    analysis.population, analysis.isochrones)
     dist_cols = [f"dist_{k}_m" for k in profile.services]
@@ -294,6 +301,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
                                               ("actions", analysis.actions))
               if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
+    log(f"表格 tables: {', '.join(f'{n}.csv/.xlsx' for n in tables)}")
     if config.wants("rejected"):
         for name, rep in inputs.reports.items():
             if len(rep.rejected):
@@ -301,22 +309,30 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     if config.wants("map"):
         title = html.map_title(profile.title, lang=lang, minutes=walk.minutes, distance_m=walk.distance_m)
         # Uncovered points are drawn for the circle services only (day care, meals).
-        pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
+        pop_map = pop.drop(columns=[c for k in profile.services if k not in profile.circle_services
+                                    for c in (f"dist_{k}_m", f"covered_{k}")], errors="ignore")
+        tiles = config.output.tiles.model_dump() if config.output.tiles is not None else None
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
                            actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
-                           lang=lang, basemap=basemap, title=title)
+                           lang=lang, basemap=basemap, title=title, network=inputs.network.edges,
+                           estates=analysis.estates, tiles=tiles, tianditu_token=config.output.tianditu_key)
         html.write_map(m, out / "map.html", offline=offline)
+        log("地图 map.html" + (" (离线 offline: Leaflet inlined)" if offline else " (online: Leaflet from the CDN)"))
     if config.wants("report"):
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
-                                 summary=summary, services=services, labels=labels, lang=lang)
+                                 summary=summary, services=services, labels=labels, lang=lang,
+                                 facilities=fac, estates=analysis.estates, network=inputs.network.edges, log=log)
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
+        package = {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
+                   "uncovered": pop_out[~covered]}
+        if analysis.estates is not None:
+            package["estates"] = analysis.estates
         export.write_package(
-            out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
-                  "uncovered": pop_out[~covered]},
-            crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
+            out, package, crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
             labels=labels, services=services,
         )
+        log(f"规划数据包 shp/: {', '.join(package)}")
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
@@ -345,6 +361,10 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
     out_dir = Path(out_dir)
     profile = load_profile(config.profile)
     walk = resolve_walk(config, profile)
+    if config.wants("map"):
+        # A missing Tianditu key fails now, not after the analysis.
+        html.check_basemap(basemap or config.output.basemap, tianditu_token=config.output.tianditu_key,
+                           tiles=config.output.tiles.model_dump() if config.output.tiles is not None else None)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
     inputs = load_inputs(config, profile, log)
     lang = lang or config.output.lang
