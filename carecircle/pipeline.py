@@ -206,7 +206,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
     unsnapped_pop = pop[~pop["snapped"]]
     fac = analysis.facilities
     streets = pd.DataFrame(analysis.streets.drop(columns="geometry", errors="ignore"))
-    return {
+    return _rounded({
         "carecircle": carecircle.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runtime_s": round(runtime_s, 2),
@@ -244,7 +244,16 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         "streets": _jsonable(streets.to_dict(orient="records")),
         "city": _jsonable(analysis.city),
         "versions": _versions(),
-    }
+    })
+
+
+def _rounded(value, key: str = ""):
+    """summary.json values rounded to what they mean, by their key (:func:`carecircle.maps.export.round_value`)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, key) for v in value]
+    return export.round_value(key, value)
 
 
 def _jsonable(value):
@@ -265,7 +274,8 @@ def _jsonable(value):
 
 
 def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
-                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool) -> list[str]:
+                  analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool,
+                  log: Log = print) -> list[str]:
     """Render and export a finished analysis into ``out`` (never recomputes anything).
 
     Parameters
@@ -278,6 +288,8 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     basemap : {"osm", "amap", "tianditu"}
     offline : bool
         Inline the map's JavaScript and CSS.
+    log : callable
+        One line per output written (and when the report cannot have a PDF or charts).
 
     Returns
     -------
@@ -322,6 +334,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
                                  summary=summary, services=services, labels=labels, lang=lang,
                                  facilities=fac, estates=analysis.estates, network=inputs.network.edges, log=log)
+        log("报告 report: " + ", ".join(f for f in ("report.html", "report.docx", "report.pdf") if (out / f).exists()))
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
         package = {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
@@ -378,7 +391,7 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
-            offline=config.output.offline_map if offline is None else offline,
+            offline=config.output.offline_map if offline is None else offline, log=log,
         )
         summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)

@@ -289,6 +289,9 @@ TEXT.update({
     "item": ("项目", "item"),
     "value": ("数值", "value"),
     "no_cjk_font": ("未找到中文字体，报告图表已省略", "no Chinese font: charts left out"),
+    "rows": ("行数", "rows"),
+    "count_yes": ("{column}：是", "{column}: yes"),
+    "total_of": ("{column}合计", "total {column}"),
 })
 
 #: Chinese values of the codes the tables carry, per column (shown in Chinese sheets only).

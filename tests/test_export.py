@@ -182,7 +182,8 @@ def test_tables_csv_and_xlsx(tmp_path):
     assert back["flag_no_day_care"].tolist() == d["communities"]["flag_no_day_care"].tolist()
     assert set(csv.read_text(encoding="utf-8-sig").splitlines()[1].split(",")) & {"true", "false"}
     book = openpyxl.load_workbook(out["communities"]["xlsx"])
-    data, fields = book.worksheets
+    summary, data, fields = book.worksheets
+    assert summary.title == "汇总"
     heads = [c.value for c in data[1]]
     assert heads[:3] == ["社区名称", "所属街道", "户数"]
     assert "日间照料中心老年人覆盖率" in heads
@@ -190,4 +191,4 @@ def test_tables_csv_and_xlsx(tmp_path):
     assert [c.value for c in fields[2]] == ["社区名称", "name", "社区名称", "community"]
     assert data.cell(2, 1).value == "新华社区"
     en = E.write_tables(tmp_path / "en", {"actions": d["actions"]}, lang="en")
-    assert [c.value for c in openpyxl.load_workbook(en["actions"]["xlsx"]).worksheets[0][1]][:3] == ["rank", "community", "sub-district"]
+    assert [c.value for c in openpyxl.load_workbook(en["actions"]["xlsx"]).worksheets[1][1]][:3] == ["rank", "community", "sub-district"]
