@@ -513,7 +513,7 @@ def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_
     geoms = display_geometries(isochrones, basemap=basemap, simplify_m=simplify_m)
     legend = []
     # Light fills: the communities' colours underneath are the map's message.
-    for kind, opacity, show in (("dissolved", 0.08, True), ("facility", 0.04, False), ("catchment", 0.12, False)):
+    for kind, opacity, show in (("dissolved", 0.04, True), ("facility", 0.04, False), ("catchment", 0.12, False)):
         for key in lab.services:
             sel = order[((isochrones["kind"] == kind) & (isochrones["service"] == key)).to_numpy()[order]]
             if len(sel) == 0:
@@ -673,15 +673,19 @@ def _network_layer(m, edges: gpd.GeoDataFrame, lab, basemap: str) -> bool:
 
 
 def _name_layer(m, gdf: gpd.GeoDataFrame, names: list, layer_name: str, basemap: str, css_class: str) -> None:
-    """Names written on the map (permanent tooltips at each polygon's inner point), one toggle."""
+    """Names written on the map (a permanent tooltip per feature at its polygon's inner point), one toggle.
+
+    Bound feature by feature: a tooltip bound to the whole layer would show only once.
+    """
     if len(gdf) == 0:
         return
     pts = gpd.GeoDataFrame(geometry=gdf.geometry.representative_point().values, crs=gdf.crs)
     marker = folium.CircleMarker(radius=1, opacity=0, fill_opacity=0, interactive=False)
+    # ``_name`` is escaped in Python; the class is ours.
+    bind = folium.JsCode("function(f, layer){layer.bindTooltip(f.properties._name, "
+                         f"{{permanent: true, direction: 'center', className: '{css_class}', opacity: 1}});}}")
     _add_geojson(m, _features(display_geometries(pts, basemap=basemap), {"_name": [_esc(n) for n in names]}),
-                 name=html.escape(layer_name), marker=marker,
-                 tooltip=folium.GeoJsonTooltip(["_name"], labels=False, permanent=True, direction="center",
-                                               class_name=css_class, sticky=False))
+                 name=html.escape(layer_name), marker=marker, on_each_feature=bind)
 
 
 def _estate_layer(m, estates: gpd.GeoDataFrame, lab, basemap, simplify_m) -> int:
@@ -704,14 +708,18 @@ def _estate_layer(m, estates: gpd.GeoDataFrame, lab, basemap, simplify_m) -> int
             for n, f, v in zip(names, failing, short)]
     geoms = display_geometries(est, basemap=basemap, simplify_m=simplify_m)
     space = CHECK_COLOURS["space"]
-    _add_geojson(
-        m, _features(geoms, {"_popup": popups, "_tip": tips, "_fail": failing.tolist()}),
-        name=html.escape(lab.text("estates")),
-        style_function=lambda f: ({"color": "#f57f17", "weight": 2, "fillColor": space, "fillOpacity": 0.75}
-                                  if f["properties"]["_fail"] else
-                                  {"color": "#757575", "weight": 0.8, "fill": False, "dashArray": "2 2"}),
-        popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
-    )
+    props = {"_popup": popups, "_tip": tips}
+    # Those short of space shown when the map opens; every 小区 (context, a district has
+    # hundreds) one tick away.
+    for sel, name, show, style in (
+        (~failing, lab.text("estates"), False, {"color": "#757575", "weight": 0.8, "fill": False, "dashArray": "2 2"}),
+        (failing, lab.text("estates_failing", n=int(failing.sum())), True,
+         {"color": "#f57f17", "weight": 2, "fillColor": space, "fillOpacity": 0.75}),
+    ):
+        if sel.any():
+            _add_geojson(m, _features(geoms[sel], {k: np.asarray(v, dtype=object)[sel].tolist() for k, v in props.items()}),
+                         name=html.escape(name), show=show, style_function=lambda _f, st=style: st,
+                         popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
     if failing.any():
         _name_layer(m, est[failing], [t for t, f in zip(names, failing) if f], lab.text("estate_names"), basemap, "cc-name cc-name-estate")
     return int(failing.sum())
