@@ -262,7 +262,7 @@ class Labels:
 TEXT.update({
     "network": ("路网（步行）", "walk network"),
     "community_names": ("社区名称", "community names"),
-    "estates": ("小区", "residential estates (小区)"),
+    "estates": ("小区", "residential estates"),
     "estate_names": ("未达标小区名称", "names of estates short of space"),
     "estates_failing": ("养老服务用房不足的小区（{n}）", "estates short of care space ({n})"),
     "estate_short": ("养老服务用房缺口 {m2} m²", "care space short by {m2} m²"),
