@@ -52,7 +52,8 @@ def find_cjk_font() -> font_manager.FontEntry:
     for entry in ordered:
         if draws_text(entry.fname, getattr(entry, "index", 0), CJK_PROBE):
             return entry
-    raise NoCJKFont(f"report: no font with Chinese glyphs is installed, so charts are left out; {INSTALL_HINT}")
+    raise NoCJKFont("report: no font with Chinese glyphs is installed, so the report has no charts and no PDF "
+                    f"(its text would print as boxes); {INSTALL_HINT}")
 
 
 def cjk_font_or_none() -> font_manager.FontEntry | None:

@@ -618,8 +618,8 @@ def write_report(
         ``{column: (中文, English)}`` of the analysis columns (the national profile's when omitted).
     lang : {"zh", "en"}
     pdf : bool, optional
-        None (default): also print ``report.pdf`` when a browser is found (else say so once);
-        True: require it; False: no PDF.
+        None (default): also print ``report.pdf`` when a browser and a CJK font are found (else
+        say so once); True: require it; False: no PDF.
     docx : bool
         Also write ``report.docx``.
     facilities, estates, network : geopandas.GeoDataFrame, optional
@@ -650,7 +650,9 @@ def write_report(
         from carecircle.maps.report_docx import write_docx
 
         write_docx(blocks, lab, out_dir / "report.docx", font=font.name if font is not None else None)
-    if pdf is not False:
+    # Without a CJK font the browser would print the Chinese text as boxes: no PDF then
+    # (unless asked for), the font message above says why.
+    if pdf is True or (pdf is None and font is not None):
         _print_pdf(path, required=bool(pdf), say=say)
     return path
 

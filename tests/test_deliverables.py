@@ -68,9 +68,27 @@ def test_report_without_a_cjk_font_says_so_once_and_has_no_charts(tmp_path, monk
                           summary=d["summary"], services=d["services"], log=said.append)
     page = path.read_text(encoding="utf-8")
     assert "<img" not in page and L.text("no_cjk_font") in page
-    assert len([s for s in said if "fonts-noto-cjk" in s]) == 1
-    assert len([s for s in said if "Chromium-family" in s]) == 1
+    assert len([s for s in said if "fonts-noto-cjk" in s]) == 1 and len(said) == 1
     assert (tmp_path / "report.docx").exists() and not (tmp_path / "report.pdf").exists()
+
+
+def test_no_browser_is_said_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "find_chromium", lambda: None)
+    said = []
+    d = small_inputs()
+    R.write_report(tmp_path, streets=d["streets"], communities=d["communities"], actions=d["actions"],
+                   summary=d["summary"], services=d["services"], log=said.append, docx=False, pdf=None)
+    if HAS_CJK:
+        assert len(said) == 1 and "Chromium-family" in said[0] and "Edge" in said[0]
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_browser_search_knows_windows_and_macos_paths(monkeypatch):
+    monkeypatch.setattr(R.sys, "platform", "win32")
+    monkeypatch.setenv("PROGRAMFILES(X86)", r"C:\Program Files (x86)")
+    assert any(str(p).endswith("msedge.exe") for p in R.browser_paths())
+    monkeypatch.setattr(R.sys, "platform", "darwin")
+    assert any("Google Chrome.app" in str(p) for p in R.browser_paths())
 
 
 # ----------------------------------------------------------------------------- report: Word and PDF
