@@ -109,7 +109,9 @@ def _report(summary: dict, out: Path, gaps: int = 8) -> None:
             console.print(f"    {a['street']} · {where}: {what}", highlight=False)
     for name, what in OUTPUTS_SHOWN:
         if (out / name).exists():
-            console.print(f"  {what:<24} {out / name}", highlight=False)
+            # Padded by display width: a Chinese character takes two columns.
+            pad = 26 - sum(2 if ord(ch) > 0x2E7F else 1 for ch in what)
+            console.print(f"  {what}{' ' * max(pad, 1)}{out / name}", highlight=False)
     console.print(f"[bold green]完成 done[/bold green] → {out}  ({summary.get('runtime_s', 0):,.1f} s)")
 
 

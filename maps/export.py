@@ -465,7 +465,7 @@ def column_kind(column: str, values: pd.Series) -> str:
     if not pd.api.types.is_numeric_dtype(values.dtype):
         return "text"
     c = column.lower()
-    if "share" in c:
+    if "share" in c or c.startswith(("coverage_rate_", "target_")):
         return "share"
     if c in ("built_year", "year") or c.endswith("_year"):
         return "year"
@@ -519,8 +519,8 @@ def rounded(frame: pd.DataFrame) -> pd.DataFrame:
 
 def round_value(key: str, value):
     """One ``summary.json`` value rounded like a table column named ``key`` (:func:`rounded`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return value
+    if isinstance(value, (bool, int, np.integer)) or not isinstance(value, (float, np.floating)):
+        return value  # whole numbers are already what they mean
     v = float(value)
     if not np.isfinite(v):
         return value

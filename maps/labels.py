@@ -297,9 +297,13 @@ TEXT.update({
 #: Chinese values of the codes the tables carry, per column (shown in Chinese sheets only).
 CODE_VALUES: dict[str, dict[str, tuple[str, str]]] = {
     "estate_class": {"new": ("新建", "new"), "existing": ("已建", "existing")},
-    "space_basis": {"estates": ("按小区配建", "from estates"), "facilities": ("按设施面积", "from facility floor area"),
-                    "community": ("按社区填报", "as reported by the community")},
-    "distance_basis": {"points": ("人口点", "population points"), "centre": ("社区中心点", "community centre")},
+    "dist_basis": {"population": ("人口点", "population points"),
+                   "representative_point": ("社区内点", "a point inside the community")},
+    "nearest_basis": {"walk": ("步行距离", "walk"), "straight_line": ("直线距离", "straight line")},
+    "nearest_street_centre_basis": {"walk": ("步行距离", "walk"), "straight_line": ("直线距离", "straight line")},
+    "households_source": {"estates": ("小区汇总", "sum of estates"), "population": ("按人口推算", "from population"),
+                          "community": ("社区填报", "community layer")},
+    "space_provided_from": {"estates": ("小区配建", "estates"), "facilities": ("设施建筑面积", "facility floor area")},
     "kind": {"dissolved": ("合并", "dissolved"), "facility": ("单个设施", "per facility"), "catchment": ("服务范围", "catchment")},
 }
 

@@ -179,7 +179,7 @@ def test_values_are_rounded_to_what_they_mean(tmp_path):
     line = (tmp_path / "t.csv").read_text(encoding="utf-8-sig").splitlines()[1]
     assert line == "甲,0.9538,123.5,1235,1998,158.5,true"
     assert E.round_value("walk_distance_m", 1000.0000000000001) == 1000.0
-    assert E.round_value("elderly_covered_share", 0.95383244) == 0.9538 and E.round_value("communities", 12.0) == 12
+    assert E.round_value("elderly_covered_share", 0.95383244) == 0.9538 and E.round_value("communities", 12.0) == 12 and E.round_value("flagged", 2) == 2
 
 
 def test_walk_of_15_minutes_at_4_kmh_is_exactly_1000_m():
