@@ -303,6 +303,11 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
                                       walk.distance_m)
     com, streets, fac, pop, iso = (analysis.communities, analysis.streets, analysis.facilities,
                                    analysis.population, analysis.isochrones)
+    # The analysis' own words (check labels, flags) name the profile's circle too.
+    rewrite = map_labels.circle_rewriter(profile.walk.minutes, walk.minutes, walk.distance_m)
+    actions = analysis.actions.assign(**{c: analysis.actions[c].map(rewrite) for c in ("check_label",)
+                                         if c in analysis.actions.columns})
+    com = com.assign(**{c: com[c].map(rewrite) for c in ("flags",) if c in com.columns})
     dist_cols = [f"dist_{k}_m" for k in profile.services]
     pop_out = pop[["pid", "people", "elderly", *dist_cols, "snap_m", "geometry"]]
     gpkgs = {"population": pop_out, "facilities": fac.to_crs("EPSG:4326"), "communities": com, "isochrones": iso}
@@ -310,7 +315,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         if config.wants(name):
             export.write_geopackage(out / f"{name}.gpkg", {name: layer})
     tables = {name: table for name, table in (("communities", com), ("streets", streets), ("estates", analysis.estates),
-                                              ("actions", analysis.actions))
+                                              ("actions", actions))
               if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
     log(f"表格 tables: {', '.join(f'{n}.csv/.xlsx' for n in tables)}")
@@ -325,13 +330,13 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
                                     for c in (f"dist_{k}_m", f"covered_{k}")], errors="ignore")
         tiles = config.output.tiles.model_dump() if config.output.tiles is not None else None
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
-                           actions=analysis.actions, services=services, labels=labels, cutoff_m=walk.distance_m,
+                           actions=actions, services=services, labels=labels, cutoff_m=walk.distance_m,
                            lang=lang, basemap=basemap, title=title, network=inputs.network.edges,
                            estates=analysis.estates, tiles=tiles, tianditu_token=config.output.tianditu_key)
         html.write_map(m, out / "map.html", offline=offline)
         log("地图 map.html" + (" (离线 offline: Leaflet inlined)" if offline else " (online: Leaflet from the CDN)"))
     if config.wants("report"):
-        report_page.write_report(out, streets=streets, communities=com, actions=analysis.actions,
+        report_page.write_report(out, streets=streets, communities=com, actions=actions,
                                  summary=summary, services=services, labels=labels, lang=lang,
                                  facilities=fac, estates=analysis.estates, network=inputs.network.edges, log=log)
         log("报告 report: " + ", ".join(f for f in ("report.html", "report.docx", "report.pdf") if (out / f).exists()))

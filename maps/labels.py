@@ -280,7 +280,8 @@ TEXT.update({
     "finding_short": ("，缺口 {shortfall}", ", short by {shortfall}"),
     "finding_nearest": ("；最近设施 {facility}，步行 {metres} m", "; nearest facility {facility}, {metres} m walk"),
     "priority": ("建议优先解决{where}的问题（涉及老年人 {elderly} 人）。", "Start with {where} ({elderly} elderly affected)."),
-    "recommend_space": ("补足养老服务用房面积缺口共 {m2} m²。", "Close the care-space shortfall of {m2} m² in all."),
+    "recommend_space": ("补足养老服务用房面积缺口共 {m2}。", "Close the care-space shortfall of {m2} in all."),
+    "estate_check": ("小区养老服务用房不足", "estate short of care space"),
     "recommend_circle": ("在未覆盖社区就近增设{services}，使步行圈覆盖全部社区。",
                          "Add {services} near the communities outside the circle so every community is covered."),
     "all_compliant": ("各项考核均已达标。", "Every check is met."),
@@ -328,29 +329,50 @@ def circle_words(minutes: float | None, distance_m: float, lang: str = "zh") -> 
     return f"{distance_m:,.0f} m" if lang == "en" else f"{distance_m:,.0f}米"
 
 
-def follow_circle(labels: Mapping[str, tuple[str, str]], profile_minutes: float, minutes: float | None,
-                  distance_m: float) -> dict[str, tuple[str, str]]:
-    """``labels`` with the profile's circle ("15分钟") replaced by the run's ("10分钟", "800米").
+def circle_rewriter(profile_minutes: float, minutes: float | None, distance_m: float):
+    """A function that rewrites the profile's circle ("15分钟", "15-minute") in a text as the run's.
 
     The analysis names its checks after the profile's circle; a run may walk a different one
     (``walk.minutes`` or ``walk.distance_m``), and every label must say the circle it used.
 
     Parameters
     ----------
-    labels : mapping
-        ``{column: (中文, English)}`` (:func:`analysis_labels`).
     profile_minutes : float
-        The profile's circle, as the labels state it.
+        The profile's circle, as the analysis' words state it.
     minutes, distance_m
         The run's circle.
 
     Returns
     -------
+    callable
+        ``str -> str``; other values are returned as they are.
+    """
+    old = (circle_words(profile_minutes, 0, "zh"), circle_words(profile_minutes, 0, "en"))
+    new = (circle_words(minutes, distance_m, "zh"), circle_words(minutes, distance_m, "en"))
+
+    def rewrite(text):
+        if not isinstance(text, str) or old == new:
+            return text
+        return text.replace(old[0], new[0]).replace(old[1], new[1])
+
+    return rewrite
+
+
+def follow_circle(labels: Mapping[str, tuple[str, str]], profile_minutes: float, minutes: float | None,
+                  distance_m: float) -> dict[str, tuple[str, str]]:
+    """``labels`` with the profile's circle ("15分钟") replaced by the run's ("10分钟", "800米").
+
+    Parameters
+    ----------
+    labels : mapping
+        ``{column: (中文, English)}`` (:func:`analysis_labels`).
+    profile_minutes : float
+    minutes, distance_m
+        See :func:`circle_rewriter`.
+
+    Returns
+    -------
     dict
     """
-    zh_old, en_old = circle_words(profile_minutes, 0, "zh"), circle_words(profile_minutes, 0, "en")
-    zh_new, en_new = circle_words(minutes, distance_m, "zh"), circle_words(minutes, distance_m, "en")
-    if (zh_old, en_old) == (zh_new, en_new):
-        return dict(labels)
-    # "a 15-minute walk" → "a 1,000 m walk"; "15分钟步行圈" → "1,000米步行圈".
-    return {k: (zh.replace(zh_old, zh_new), en.replace(en_old, en_new)) for k, (zh, en) in labels.items()}
+    rewrite = circle_rewriter(profile_minutes, minutes, distance_m)
+    return {k: (rewrite(zh), rewrite(en)) for k, (zh, en) in labels.items()}

@@ -447,7 +447,7 @@ def conclusions(street: pd.Series, communities: pd.DataFrame, actions: pd.DataFr
                                     "elderly_affected", "nearest_facility", "nearest_facility_m"])
     # A handful of actions per street: not a hot path.
     for _, a in acts.iterrows():
-        where = a["community"] if isinstance(a["community"], str) and a["community"] else lab.text("street_level")
+        where = a["community"] if isinstance(a["community"], str) and a["community"] else f'{street["street"]}{lab.text("street_level")}'
         short = lab.text("finding_short", shortfall=fmt_measure(a["shortfall"], a["unit"])) \
             if pd.notna(a["shortfall"]) and float(a["shortfall"]) > 0 else ""
         line = lab.text("finding", where=where, check=check_label(a, lab), value=fmt_measure(a["value"], a["unit"]),
@@ -459,7 +459,7 @@ def conclusions(street: pd.Series, communities: pd.DataFrame, actions: pd.DataFr
         for _, e in estates[estates["flag_space"].fillna(False).astype(bool)].iterrows():
             where = lab.bracketed(str(e["estate"]), str(e["community"])) if isinstance(e.get("community"), str) else str(e["estate"])
             short = lab.text("finding_short", shortfall=fmt_measure(e.get("space_shortfall_m2"), "m²"))
-            findings.append(lab.text("finding", where=where, check=lab.text("estate_short", m2=_fmt("m2", e.get("space_shortfall_m2"))),
+            findings.append(lab.text("finding", where=where, check=lab.text("estate_check"),
                                      value=fmt_measure(e.get("space_provided_m2"), "m²"),
                                      required=fmt_measure(e.get("space_required_m2"), "m²"), short=short)
                             + ("." if lab.lang == "en" else "。"))
@@ -474,7 +474,7 @@ def conclusions(street: pd.Series, communities: pd.DataFrame, actions: pd.DataFr
         if missing:
             advice.append(lab.text("recommend_circle", services=_sep(lab).join(lab.service(s) for s in missing)))
         if "space_shortfall_m2" in street.index and pd.notna(street["space_shortfall_m2"]) and street["space_shortfall_m2"] > 0:
-            advice.append(lab.text("recommend_space", m2=f"{float(street['space_shortfall_m2']):,.0f}"))
+            advice.append(lab.text("recommend_space", m2=fmt_measure(street["space_shortfall_m2"], "m²")))
     else:
         advice.append(lab.text("all_compliant"))
     return findings, advice

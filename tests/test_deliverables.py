@@ -311,3 +311,26 @@ def test_map_layers_for_network_names_estates_and_the_missing_centre():
         assert "未设街道综合养老服务中心" in page and H.NO_CENTRE_COLOUR in page
     # One colour, one meaning: no service colour is also a check colour.
     assert not set(H.SERVICE_COLOURS) & set(H.CHECK_COLOURS.values())
+
+
+def test_a_10_minute_run_says_10_minutes_in_its_tables(tmp_path):
+    import yaml
+
+    from carecircle.config import load_config
+    from carecircle.layers.sample import generate_sample
+    from carecircle.pipeline import run
+
+    sample = generate_sample(tmp_path / "in")
+    cfg = yaml.safe_load(sample.config.read_text(encoding="utf-8"))
+    cfg["walk"] = {"minutes": 10}
+    cfg["output"] = {**cfg.get("output", {}), "formats": ["actions", "communities", "streets"]}
+    ten = sample.config.with_name("ten.yaml")
+    ten.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    summary = run(load_config(ten), tmp_path / "out", log=lambda _l: None)
+    assert summary["parameters"]["walk_distance_m"] == 666.7  # 10 min at 4 km/h, to 0.1 m
+    actions = pd.read_csv(tmp_path / "out" / "actions.csv", encoding="utf-8-sig")
+    circle = actions["check_label"][actions["check"].isin(["no_day_care", "no_meal"])]
+    assert len(circle) and circle.str.contains("10分钟").all()
+    heads = [c.value for c in openpyxl.load_workbook(tmp_path / "out" / "communities.xlsx").worksheets[1][1]]
+    text = "".join(str(h) for h in heads) + "".join(actions["check_label"].astype(str))
+    assert "15分钟" not in text and any("10分钟" in str(h) for h in heads)
