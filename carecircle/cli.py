@@ -202,15 +202,17 @@ def compare(
     """What changes from the first run to each other: communities newly covered, shortfalls closed, per-street deltas."""
     from rich.table import Table
 
-    from carecircle.compare import compare_many, overview_table, runs_overview, write_comparison
+    from carecircle.compare import compare_many, runs_overview, write_comparison
 
     lang = _choice(lang, ("zh", "en"), "--lang")
     results = compare_many(runs)
     overview = runs_overview(runs)
     target = out or (runs[-1] / "compare")
     write_comparison(results if len(results) > 1 else results[0], target, lang=lang, overview=overview)
-    shown = overview_table(overview, lang)
-    table = Table(*map(str, shown.columns), show_edge=False)
+    # Short headers: the table must fit an 80-column console (the XLSX has the full ones).
+    short = {"run": "方案 run", "communities_flagged": "问题社区 flagged", "space_shortfall_m2": "用房缺口 m²"}
+    table = Table(*[short.get(c, c.replace("elderly_covered_share_", "老年人覆盖 ")) for c in overview.columns],
+                  show_edge=False)
     for _, row in overview.iterrows():
         table.add_row(*[str(v) if c == "run" else "—" if _isna(v) else f"{v:.1%}" if "share" in c
                         else f"{v:,.0f}" for c, v in row.items()])

@@ -9,6 +9,14 @@ Design choices, and why:
   WGS-84 → GCJ-02 with :func:`carecircle.layers.crs.from_wgs84` (one vectorised
   ``shapely.transform`` per layer). One basemap per map: offering OSM and Amap in the same
   layer control would leave the overlays a few hundred metres off on one of them.
+- **Readable without tiles.** An intranet has no tile server, or its own
+  (``tiles={url, attribution}``): the walk network the analysis loaded is drawn as a light
+  vector basemap (simplified, two MultiLineStrings), and community and failing-小区 names are
+  written on the map, so the page reads on a blank background.
+- **One colour, one meaning.** Services are cool colours (markers, their circles); what fails is
+  warm — a community's worst check, the elderly a service misses (the dots take their check's
+  colour), a 小区 short of space (the space check's yellow); the sub-district without its centre
+  alone is magenta; network and boundaries are greys; the density ramp is grey too.
 - **One site, several services.** A 日间照料中心（含助餐点） is in the day-care layer and in
   the meal layer; its markers sit side by side (:func:`marker_offsets`, a pixel offset in the
   icon's anchor, so they stay apart at every zoom) instead of one hiding the other, and each
