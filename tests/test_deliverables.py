@@ -334,3 +334,38 @@ def test_a_10_minute_run_says_10_minutes_in_its_tables(tmp_path):
     heads = [c.value for c in openpyxl.load_workbook(tmp_path / "out" / "communities.xlsx").worksheets[1][1]]
     text = "".join(str(h) for h in heads) + "".join(actions["check_label"].astype(str))
     assert "15分钟" not in text and any("10分钟" in str(h) for h in heads)
+
+
+def test_offline_map_by_default_and_intranet_tiles_checked():
+    from pydantic import ValidationError
+
+    from carecircle.config import OutputConfig
+
+    assert OutputConfig().offline_map is True and OutputConfig().tiles is None
+    tiles = OutputConfig.model_validate({"tiles": {"url": "http://gis.local/{z}/{x}/{y}.png", "attribution": "规划院"}}).tiles
+    assert tiles.url.endswith("{y}.png") and tiles.attribution == "规划院"
+    with pytest.raises(ValidationError, match="placeholders"):
+        OutputConfig.model_validate({"tiles": {"url": "http://gis.local/tiles.png", "attribution": "x"}})
+    with pytest.raises(Exception, match="32 hexadecimal"):
+        H.check_basemap("tianditu", tianditu_token="not-a-key")
+    H.check_basemap("tianditu", tiles={"url": "http://gis.local/{z}/{x}/{y}.png"})  # an intranet server needs no key
+
+
+def test_progress_lines_carry_their_stage_time(monkeypatch):
+    import io
+    import time
+
+    from rich.console import Console
+
+    from carecircle import cli
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buf, width=200))
+    with cli._Progress() as progress:
+        progress("路网 network: 3 nodes")
+        time.sleep(0.25)
+        progress("可达性 coverage")
+    lines = [line for line in buf.getvalue().splitlines() if "·" in line]
+    assert len(lines) == 2
+    took = float(lines[1].rsplit(" ", 2)[-2])
+    assert 0.2 <= took < 2.0
