@@ -35,7 +35,8 @@ from matplotlib.figure import Figure
 
 from carecircle.maps import labels as L
 from carecircle.maps.fonts import NoCJKFont, cjk_font_or_none, find_cjk_font
-from carecircle.maps.html import CHECK_COLOURS, NETWORK_COLOURS, NO_CENTRE_COLOUR, check_label, check_styles, fmt_measure
+from carecircle.maps.html import (CHECK_COLOURS, NETWORK_COLOURS, NO_CENTRE_COLOUR, SERVICE_COLOURS, check_label, check_styles,
+                                  fmt_measure)
 
 # Executables of the Chromium family on PATH, then their usual install paths per system.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "microsoft-edge",
@@ -228,7 +229,6 @@ def overview_map(communities: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None
             if no_centre.any():
                 handles.append(matplotlib.lines.Line2D([], [], color=NO_CENTRE_COLOUR, ls="--", label=lab.text("no_street_centre")))
         if facilities is not None and len(facilities):
-            from carecircle.maps.html import SERVICE_COLOURS
             for i, key in enumerate(k for k in lab.services if k in facilities.columns):
                 sel = facilities[facilities[key].fillna(False).astype(bool)]
                 if len(sel):
