@@ -114,7 +114,10 @@ def coverage_chart(street: pd.Series, circle: list[str], lab: L.Labels) -> bytes
         ax = fig.subplots()
         shares = [float(street.get(f"elderly_covered_share_{s}", np.nan)) for s in circle]
         names = [lab.service(s) for s in circle]
-        bars = ax.bar(names, [0 if np.isnan(v) else v * 100 for v in shares], color="#1565c0", width=0.55)
+        # Each service in its map colour; a colour keeps one meaning across map and report.
+        order = list(lab.services)
+        colours = [SERVICE_COLOURS[order.index(s) % len(SERVICE_COLOURS)] if s in order else SERVICE_COLOURS[0] for s in circle]
+        bars = ax.bar(names, [0 if np.isnan(v) else v * 100 for v in shares], color=colours, width=0.55)
         for bar, v in zip(bars, shares):
             ax.annotate("—" if np.isnan(v) else f"{v:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=9)
@@ -149,7 +152,7 @@ def shortfall_chart(communities: pd.DataFrame, lab: L.Labels) -> bytes | None:
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=(4.6, 0.5 + 0.32 * len(data)))
         ax = fig.subplots()
-        ax.barh(data["name"].astype(str), data["space_shortfall_m2"], color="#e53935")
+        ax.barh(data["name"].astype(str), data["space_shortfall_m2"], color=CHECK_COLOURS["space"], edgecolor="#f57f17")
         for y, v in enumerate(data["space_shortfall_m2"]):
             ax.annotate(f"{v:,.0f}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
         ax.set_xlabel("m²")
