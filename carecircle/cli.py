@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -87,15 +88,65 @@ def _log(line: str) -> None:
     _say(("·", "dim"), " ", line)
 
 
-def _report(summary: dict, out: Path) -> None:
-    """The closing lines of a run: coverage per service, flagged communities, where the map is."""
+class _Progress:
+    """Progress lines with the time each stage took, a spinner while the next one runs.
+
+    The pipeline logs one line at the end of each stage (OSM read, snapping and searches,
+    isochrones, tables, map, report/PDF, package), so the time since the previous line is
+    that stage's.
+    """
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.status = console.status("[dim]…[/dim]", spinner="dots")
+
+    def __call__(self, line: str) -> None:
+        now = time.perf_counter()
+        self.status.stop()
+        _say(("·", "dim"), " ", line, (f" {now - self.last:,.1f} s", "dim"))
+        self.last = now
+        self.status.start()
+
+    def __enter__(self) -> "_Progress":
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.status.stop()
+
+
+#: The outputs named at the end of a run, in the order a planner opens them.
+OUTPUTS_SHOWN = [("map.html", "交互地图 map"), ("report.pdf", "报告 report (PDF)"), ("report.docx", "报告 report (Word)"),
+                 ("report.html", "报告 report (HTML)"), ("communities.xlsx", "社区表 communities"),
+                 ("streets.xlsx", "街道考核表 scorecards"), ("actions.xlsx", "问题清单 action list"),
+                 ("estates.xlsx", "小区表 estates"), ("shp.zip", "规划数据包 shapefiles"), ("summary.json", "summary.json")]
+
+
+def _report(summary: dict, out: Path, gaps: int = 8) -> None:
+    """The closing lines of a run: coverage per service, the gaps found, where each output is."""
     for key, s in summary["services"].items():
         if s["circle_check"] and s["elderly_covered_share"] is not None:
             _say(f"  {s['label_zh']} {key}: 老年人覆盖 {s['elderly_covered_share']:.1%} elderly covered")
     com = summary["communities"]
     _say(f"  社区 communities flagged: {com['flagged']} of {com['total']}")
-    where = out / "map.html"
-    _say(("完成 done", "bold green"), f" → {out}" + (f"  (map: {where})" if where.exists() else ""))
+    actions = out / "actions.csv"
+    if actions.exists():
+        import pandas as pd
+
+        acts = pd.read_csv(actions, encoding="utf-8-sig")
+        if len(acts):
+            _say(f"  问题 gaps ({len(acts)}, actions.xlsx):")
+        # The first few, community- and 街道-level alike, in the action list's order.
+        for _, a in acts.head(gaps).iterrows():
+            where = a["community"] if isinstance(a.get("community"), str) else f"{a['street']}（全街道）"
+            what = a.get("check_label") if isinstance(a.get("check_label"), str) else a.get("check")
+            _say(f"    {a['street']} · {where}: {what}")
+    for name, what in OUTPUTS_SHOWN:
+        if (out / name).exists():
+            # Padded by display width: a Chinese character takes two columns.
+            pad = 26 - sum(2 if ord(ch) > 0x2E7F else 1 for ch in what)
+            _say(f"  {what}{' ' * max(pad, 1)}{out / name}")
+    _say(("完成 done", "bold green"), f" → {out}  ({summary.get('runtime_s', 0):,.1f} s)")
 
 
 @app.command()
@@ -106,7 +157,8 @@ def run(
         "any other folder is refused, nothing is deleted.")),
     lang: Optional[str] = typer.Option(None, "--lang", help="zh (default) or en: labels, headers, legends."),
     basemap: Optional[str] = typer.Option(None, "--basemap", help="osm (default), amap (GCJ-02 overlays) or tianditu."),
-    offline: Optional[bool] = typer.Option(None, "--offline/--online", help="Inline the map's JS/CSS for intranets."),
+    offline: Optional[bool] = typer.Option(None, "--offline/--online",
+                                           help="Inline the map's JS/CSS (default, works on intranets) or load them from the CDN."),
 ) -> None:
     """Analyse coverage and standards for the inputs named in CONFIG and write every output to OUT.
 
@@ -126,8 +178,10 @@ def run(
     from carecircle.pipeline import run as run_pipeline
 
     cfg = load_config(config)
-    summary = run_pipeline(cfg, out, lang=_choice(lang, ("zh", "en"), "--lang"),
-                           basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), offline=offline, log=_log)
+    with _Progress() as progress:
+        summary = run_pipeline(cfg, out, lang=_choice(lang, ("zh", "en"), "--lang"),
+                               basemap=_choice(basemap, ("osm", "amap", "tianditu"), "--basemap"), offline=offline,
+                               log=progress)
     _report(summary, out)
 
 
@@ -177,8 +231,9 @@ def demo(
     sample = generate_sample(inputs, seed=seed)
     _log(f"样例片区 sample district → {inputs}")
     # The demo's map must open anywhere, intranet included: JS and CSS inlined.
-    summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"),
-                           offline=True, log=_log)
+    with _Progress() as progress:
+        summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"),
+                               offline=True, log=progress)
     _report(summary, out)
 
 
@@ -219,18 +274,39 @@ def check(
 
 @app.command()
 def compare(
-    run_a: Path = typer.Argument(..., help="Output folder of the baseline run."),
-    run_b: Path = typer.Argument(..., help="Output folder of the scenario run."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for compare.csv / compare.json (default: RUN_B/compare)."),
+    runs: list[Path] = typer.Argument(..., help="Output folders of two or more runs; the first is the baseline."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for compare.csv / .xlsx / .json (default: LAST_RUN/compare)."),
     lang: str = typer.Option("zh", "--lang", help="zh or en."),
 ) -> None:
-    """What changes from RUN_A to RUN_B: communities newly covered, shortfalls closed, per-street deltas."""
-    from carecircle.compare import compare_runs, write_comparison
+    """What changes from the first run to each other: communities newly covered, shortfalls closed, per-street deltas."""
+    from rich.table import Table
 
-    result = compare_runs(run_a, run_b)
-    target = out or (run_b / "compare")
-    write_comparison(result, target, lang=_choice(lang, ("zh", "en"), "--lang"))
-    _say(f"comparison → {target}")
+    from carecircle.compare import compare_many, runs_overview, write_comparison
+
+    lang = _choice(lang, ("zh", "en"), "--lang")
+    results = compare_many(runs)
+    overview = runs_overview(runs)
+    target = out or (runs[-1] / "compare")
+    write_comparison(results if len(results) > 1 else results[0], target, lang=lang, overview=overview)
+    # Short headers: the table must fit an 80-column console (the XLSX has the full ones).
+    short = {"run": "方案 run", "communities_flagged": "问题社区 flagged", "space_shortfall_m2": "用房缺口 m²"}
+    table = Table(*[short.get(c, c.replace("elderly_covered_share_", "老年人覆盖 ")) for c in overview.columns],
+                  show_edge=False)
+    for _, row in overview.iterrows():
+        table.add_row(*[str(v) if c == "run" else "—" if _isna(v) else f"{v:.1%}" if "share" in c
+                        else f"{v:,.0f}" for c, v in row.items()])
+    Console(soft_wrap=True).print(table)
+    for r in results:
+        gained = sum(v["newly_covered"] for v in r.counts.get("services", {}).values())
+        closed = r.counts.get("space", {}).get("shortfalls_closed", 0)
+        _say(f"  {Path(r.run_b).name} vs {Path(r.run_a).name}: 新覆盖 {gained} newly covered, "
+             f"缺口消除 {closed} shortfalls closed")
+    _say(f"comparison → {target} (compare.xlsx, compare.csv, compare.json)")
+
+
+def _isna(value) -> bool:
+    """NaN or None (pandas imported only when compare runs)."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 @app.command()
@@ -266,10 +342,10 @@ def batch(
     result = run_batch(batch_file, out, scheduler=scheduler, workers=workers, resume=resume, log=_log)
     if result.failures:
         for rec in result.failures:
-            console.print(f"[bold red]carecircle: failed:[/bold red] {rec['name']}: {rec['error']}", highlight=False)
-        console.print(f"{len(result.failures)} of {len(result.tasks)} run(s) failed; fix them and rerun with --resume")
+            _say(("carecircle: failed:", "bold red"), f" {rec['name']}: {rec['error']}")
+        _say(f"{len(result.failures)} of {len(result.tasks)} run(s) failed; fix them and rerun with --resume")
         raise typer.Exit(2)
-    console.print(f"[bold green]完成 done[/bold green] {len(result.tasks)} run(s) → {out}  (overview: {out / 'overview.html'})")
+    _say(("完成 done", "bold green"), f" {len(result.tasks)} run(s) → {out}  (overview: {out / 'overview.html'})")
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:

@@ -1,4 +1,8 @@
-"""Scenario comparison: what changes between two runs (e.g. before / after a new centre).
+"""Scenario comparison: what changes between runs (e.g. before / after a new centre).
+
+Two or more runs: the first is the baseline, every other run is compared with it
+(:func:`compare_many`); :func:`runs_overview` is the short table of all of them side by side
+(elderly covered per service, communities flagged, floor-space shortfall).
 
 Reads only the files a run writes (``communities.csv``, ``streets.csv``, ``summary.json``)
 and reports, per community, the services newly covered or uncovered, floor-space shortfalls
@@ -16,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from carecircle.errors import InputError
-from carecircle.maps.cells import for_csv
+from carecircle.maps.cells import as_strings, for_csv
 
 #: Change words in the comparison table → Chinese.
 CHANGES_ZH = {
@@ -230,31 +234,123 @@ def comparison_table(result: Comparison, lang: str = "zh") -> pd.DataFrame:
     return table.rename(columns=HEADERS_ZH)
 
 
-def write_comparison(result: Comparison, out_dir: str | Path, lang: str = "zh") -> dict[str, Path]:
+def write_comparison(result: Comparison | list[Comparison], out_dir: str | Path, lang: str = "zh",
+                     overview: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write ``compare.csv`` (one long table, headers in ``lang``; UTF-8 with BOM so Excel
-    reads the Chinese) and ``compare.json`` (counts and the three tables, English keys).
+    reads the Chinese), ``compare.xlsx`` (汇总: the runs side by side, then the changes; Chinese
+    headers, formatted for printing) and ``compare.json`` (counts and the three tables, English keys).
 
     Parameters
     ----------
-    result : Comparison
+    result : Comparison or list of Comparison
+        One comparison, or each run against the baseline (:func:`compare_many`); with several,
+        the tables gain a first column naming the run compared (方案).
     out_dir : str or Path
     lang : {"zh", "en"}
+    overview : DataFrame, optional
+        :func:`runs_overview` of the runs, the XLSX's first sheet.
 
     Returns
     -------
     dict
-        ``{"csv": path, "json": path}``.
+        ``{"csv": path, "xlsx": path, "json": path}``.
     """
+    from carecircle.maps import export
+
+    results = result if isinstance(result, list) else [result]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / "compare.csv", out / "compare.json"
-    for_csv(comparison_table(result, lang)).to_csv(csv_path, index=False, encoding="utf-8-sig")
+    csv_path, json_path, xlsx_path = out / "compare.csv", out / "compare.json", out / "compare.xlsx"
+    tables = [comparison_table(r, lang) for r in results]
+    if len(results) > 1:
+        run_col = "run" if lang == "en" else "方案"
+        tables = [t.assign(**{run_col: Path(r.run_b).name})[[run_col, *t.columns]] for t, r in zip(tables, results)]
+    table = pd.concat(tables, ignore_index=True)
+    for_csv(table).to_csv(csv_path, index=False, encoding="utf-8-sig")
+    with pd.ExcelWriter(xlsx_path, engine="openpyxl") as xl:
+        sheets = []
+        if overview is not None:
+            shown = overview_table(overview, lang)
+            shown.to_excel(xl, sheet_name="汇总" if lang != "en" else "summary", index=False)
+            sheets.append((xl.sheets["汇总" if lang != "en" else "summary"],
+                           ["text"] + ["share" if "share" in c else "area" if c.endswith("_m2") else "count"
+                                       for c in overview.columns[1:]]))
+        table.to_excel(xl, sheet_name="变化" if lang != "en" else "changes", index=False)
+        sheets.append((xl.sheets["变化" if lang != "en" else "changes"],
+                       ["number" if c in ("方案A", "方案B", "变化量", "a", "b", "delta") else "text" for c in table.columns]))
+        for sheet, kinds in sheets:
+            as_strings(sheet)
+            export.format_sheet(sheet, kinds)
 
     def records(df: pd.DataFrame) -> list[dict]:
         # pandas rounds to 10 significant digits by default: a delta would no longer equal b − a.
         return json.loads(df.to_json(orient="records", force_ascii=False, double_precision=15))
 
-    payload = {"run_a": result.run_a, "run_b": result.run_b, "counts": result.counts,
-               "communities": records(result.communities), "streets": records(result.streets), "city": records(result.city)}
+    payloads = [{"run_a": r.run_a, "run_b": r.run_b, "counts": r.counts, "communities": records(r.communities),
+                 "streets": records(r.streets), "city": records(r.city)} for r in results]
+    payload = payloads[0] if len(payloads) == 1 else {"baseline": results[0].run_a, "runs": payloads}
     json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-    return {"csv": csv_path, "json": json_path}
+    return {"csv": csv_path, "xlsx": xlsx_path, "json": json_path}
+
+
+def compare_many(dirs: list[str | Path]) -> list[Comparison]:
+    """Each run after the first compared with the first (the baseline).
+
+    Parameters
+    ----------
+    dirs : list of str or Path
+        Two or more run folders.
+
+    Returns
+    -------
+    list of Comparison
+
+    Raises
+    ------
+    InputError
+        Fewer than two folders, or a folder that is not a run.
+    """
+    if len(dirs) < 2:
+        raise InputError("compare: give at least two run folders (the first is the baseline)")
+    return [compare_runs(dirs[0], d) for d in dirs[1:]]
+
+
+OVERVIEW_ZH = {"run": "方案", "communities_flagged": "存在问题的社区", "space_shortfall_m2": "养老服务用房缺口（m²）"}
+
+
+def runs_overview(dirs: list[str | Path]) -> pd.DataFrame:
+    """The runs side by side: elderly covered per circle service, communities flagged, space shortfall.
+
+    Parameters
+    ----------
+    dirs : list of str or Path
+        Run folders.
+
+    Returns
+    -------
+    DataFrame
+        ``run`` (folder name), ``elderly_covered_share_<service>``, ``communities_flagged``,
+        ``space_shortfall_m2`` (sum over communities; NaN when the run has no such column).
+    """
+    rows = []
+    for d in map(Path, dirs):
+        com, _streets, summary = _read_run(d)
+        row: dict = {"run": d.name}
+        for key, s in (summary.get("services") or {}).items():
+            if s.get("circle_check", True) and s.get("elderly_covered_share") is not None:
+                row[f"elderly_covered_share_{key}"] = float(s["elderly_covered_share"])
+        row["communities_flagged"] = (summary.get("communities") or {}).get("flagged", np.nan)
+        row["space_shortfall_m2"] = float(com["space_shortfall_m2"].fillna(0).sum()) if "space_shortfall_m2" in com.columns else np.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    first = ["run", *[c for c in frame.columns if c.startswith("elderly_covered_share_")]]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def overview_table(overview: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
+    """:func:`runs_overview` with headers in ``lang`` (services by their key in English)."""
+    if lang == "en":
+        return overview
+    names = {c: f"老年人覆盖率（{c.removeprefix('elderly_covered_share_')}）" for c in overview.columns
+             if c.startswith("elderly_covered_share_")}
+    return overview.rename(columns={**OVERVIEW_ZH, **names})

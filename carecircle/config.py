@@ -189,6 +189,22 @@ class WalkConfig(_Section):
         return self
 
 
+class TilesConfig(_Section):
+    """An intranet (or any XYZ) tile server for the map's basemap."""
+
+    url: str = Field(..., min_length=8)
+    attribution: str = Field(..., min_length=1)
+    name: str = "底图"
+    max_zoom: int = Field(19, ge=1, le=22)
+
+    @field_validator("url")
+    @classmethod
+    def _xyz(cls, value: str) -> str:
+        if not all(p in value for p in ("{x}", "{y}", "{z}")):
+            raise ValueError(f"{value!r} needs {{x}}, {{y}} and {{z}} placeholders (an XYZ tile URL)")
+        return value
+
+
 class OutputConfig(_Section):
     """Which outputs to write and how."""
 
@@ -197,7 +213,10 @@ class OutputConfig(_Section):
     shapefile_encoding: Literal["UTF-8", "GBK", "utf-8", "gbk"] = "UTF-8"
     lang: Literal["zh", "en"] = "zh"
     basemap: Literal["osm", "amap", "tianditu"] = "osm"
-    offline_map: bool = False
+    # Intranets have no CDN: Leaflet is inlined unless asked otherwise (--online).
+    offline_map: bool = True
+    tiles: TilesConfig | None = None
+    tianditu_key: str | None = None
     #: ``shapefile_encoding: GBK`` and a name GBK cannot hold: ``error`` (stop before the
     #: analysis, naming file and line) or ``drop`` (remove the character, with a note).
     gbk_unencodable: Literal["error", "drop"] = "error"

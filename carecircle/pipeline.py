@@ -10,7 +10,6 @@ only once complete, so a failed run never leaves half-written files that look fi
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import replace
@@ -56,10 +55,14 @@ def resolve_walk(config: RunConfig, profile: Profile) -> Walk:
         return Walk(distance, None, None, rings)
     minutes = w.minutes if w.minutes is not None else profile.walk.minutes
     speed = w.speed_kmh if w.speed_kmh is not None else profile.walk.speed_kmh
-    per_minute = speed * 1000.0 / 60.0
     ring_minutes = w.rings_minutes or [m for m in (5.0, 10.0) if m < minutes] + [minutes]
-    rings = sorted({float(m) * per_minute for m in ring_minutes if 0 < m <= minutes} | {minutes * per_minute})
-    return Walk(minutes * per_minute, float(minutes), float(speed), rings)
+
+    def metres(m: float) -> float:
+        # Multiply before dividing: 15 min at 4 km/h is exactly 1000 m, not 1000.0000000000001.
+        return float(m) * speed * 1000.0 / 60.0
+
+    rings = sorted({metres(m) for m in ring_minutes if 0 < m <= minutes} | {metres(minutes)})
+    return Walk(metres(minutes), float(minutes), float(speed), rings)
 
 
 def _study_area(network: network_layer.Network, margin_m: float) -> shapely.Geometry:
@@ -281,7 +284,7 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
     unsnapped_pop = pop[~pop["snapped"]]
     fac = analysis.facilities
     streets = pd.DataFrame(analysis.streets.drop(columns="geometry", errors="ignore"))
-    return {
+    return _rounded({
         "carecircle": carecircle.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runtime_s": round(runtime_s, 2),
@@ -320,7 +323,16 @@ def build_summary(config: RunConfig, profile: Profile, walk: Walk, inputs: Input
         "city": _jsonable(analysis.city),
         "capacity": _jsonable(analysis.capacity),
         "versions": _versions(),
-    }
+    })
+
+
+def _rounded(value, key: str = ""):
+    """summary.json values rounded to what they mean, by their key (:func:`carecircle.maps.export.round_value`)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, key) for v in value]
+    return export.round_value(key, value)
 
 
 def _inputs_summary(inputs: Inputs, profile: Profile) -> dict:
@@ -350,7 +362,7 @@ def _jsonable(value):
 
 def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
                   analysis: Analysis, summary: dict, *, lang: str, basemap: str, offline: bool,
-                  sites: gpd.GeoDataFrame | None = None) -> list[str]:
+                  sites: gpd.GeoDataFrame | None = None, log: Log = print) -> list[str]:
     """Render and export a finished analysis into ``out`` (never recomputes anything).
 
     Parameters
@@ -365,6 +377,8 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         Inline the map's JavaScript and CSS.
     sites : geopandas.GeoDataFrame, optional
         Recommended sites (``maps.sites.sites_table``) for the map, the report and shp/.
+    log : callable
+        One line per output written (and when the report cannot have a PDF or charts).
 
     Returns
     -------
@@ -372,10 +386,16 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
         The files written, relative to ``out`` (``summary.json`` is the caller's, written last).
     """
     # The profile names its services, its checks and its sub-district unit; the analysis'
-    # keys become words here.
-    services, labels = map_labels.profile_services(profile), map_labels.analysis_labels(profile, walk.distance_m)
+    # keys become words here, and every label says the run's circle (a 10-minute run's
+    # checks read "10分钟步行圈").
+    services = map_labels.profile_services(profile)
+    labels = map_labels.follow_circle(map_labels.analysis_labels(profile, walk.distance_m), profile.walk.minutes,
+                                      walk.minutes, walk.distance_m)
+    rewrite = map_labels.circle_rewriter(profile.walk.minutes, walk.minutes, walk.distance_m)
     com = map_labels.word_flags(analysis.communities, profile, lang, walk.distance_m)
+    com = com.assign(**{c: com[c].map(rewrite) for c in ("flags",) if c in com.columns})
     actions = map_labels.word_actions(analysis.actions, profile, lang, walk.distance_m)
+    actions = actions.assign(**{c: actions[c].map(rewrite) for c in ("check_label", "standard") if c in actions.columns})
     streets, fac, pop, iso = analysis.streets, analysis.facilities, analysis.population, analysis.isochrones
     dist_cols = [f"dist_{k}_m" for k in profile.services]
     pop_out = pop[["pid", "people", "elderly", *dist_cols, "snap_m", "geometry"]]
@@ -387,6 +407,7 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
                                               ("actions", actions))
               if table is not None and config.wants(name)}
     export.write_tables(out, tables, labels, lang, services=services)
+    log(f"表格 tables: {', '.join(f'{n}.csv/.xlsx' for n in tables)}")
     unmatched = facilities_layer.unmatched_names(fac, list(profile.services))
     if unmatched and config.wants("rejected"):
         cols = [c for c in ("fid", "source_row", "name", "type", "address", "lon", "lat") if c in fac.columns]
@@ -399,34 +420,38 @@ def write_outputs(out: Path, config: RunConfig, profile: Profile, walk: Walk, in
     if config.wants("map"):
         title = html.map_title(profile.title, lang=lang, minutes=walk.minutes, distance_m=walk.distance_m)
         # Uncovered points are drawn for the circle services only (day care, meals).
-        pop_map = pop.drop(columns=[f"dist_{k}_m" for k in profile.services if k not in profile.circle_services])
+        pop_map = pop.drop(columns=[c for k in profile.services if k not in profile.circle_services
+                                    for c in (f"dist_{k}_m", f"covered_{k}")], errors="ignore")
+        tiles = config.output.tiles.model_dump() if config.output.tiles is not None else None
         m = html.build_map(facilities=fac, communities=com, streets=streets, isochrones=iso, population=pop_map,
                            actions=actions, services=services, labels=labels, cutoff_m=walk.distance_m,
-                           lang=lang, basemap=basemap, title=title, sites=sites)
+                           lang=lang, basemap=basemap, title=title, sites=sites, network=inputs.network.edges,
+                           estates=analysis.estates, tiles=tiles, tianditu_token=config.output.tianditu_key)
         html.write_map(m, out / "map.html", offline=offline)
+        log("地图 map.html" + (" (离线 offline: Leaflet inlined)" if offline else " (online: Leaflet from the CDN)"))
     if config.wants("report"):
         report_page.write_report(out, streets=streets, communities=com, actions=actions,
-                                 summary=summary, services=services, labels=labels, lang=lang, sites=sites)
+                                 summary=summary, services=services, labels=labels, lang=lang, sites=sites,
+                                 facilities=fac, estates=analysis.estates, network=inputs.network.edges, log=log)
+        log("报告 report: " + ", ".join(f for f in ("report.html", "report.docx", "report.pdf") if (out / f).exists()))
     if config.wants("shp"):
         covered = np.all([pop[f"covered_{k}"].to_numpy(dtype=bool) for k in profile.circle_services], axis=0)
+        package = {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
+                   "uncovered": pop_out[~covered]}
+        if analysis.estates is not None:
+            package["estates"] = analysis.estates
+        if sites is not None:
+            package["sites"] = sites
         export.write_package(
-            out, {"communities": com, "streets": streets, "facilities": fac, "isochrones": iso,
-                  "uncovered": pop_out[~covered], **({"sites": sites} if sites is not None else {})},
-            crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
+            out, package, crs=config.output.shapefile_crs, encoding=config.output.shapefile_encoding,
             labels=labels, services=services,
         )
+        log(f"规划数据包 shp/: {', '.join(package)}")
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
 #: Text columns of the input layers the shapefile package writes, per layer.
 PACKAGE_TEXT = {"facilities": ("name", "type", "address"), "communities": ("name", "street"), "streets": ("street",)}
-
-
-def _check_basemap(basemap: str) -> None:
-    """The Tianditu basemap needs its key before any work, not after the analysis."""
-    if basemap == "tianditu" and not os.environ.get(html.TIANDITU_TOKEN_ENV):
-        raise InputError(f"--basemap tianditu: needs a browser key: set {html.TIANDITU_TOKEN_ENV} (a free key from "
-                         "the Tianditu developer console; it is written into map.html), or choose osm or amap")
 
 
 def _check_encodable(config: RunConfig, inputs: Inputs) -> None:
@@ -501,7 +526,9 @@ def prepare_inputs(config: RunConfig, *, basemap: str | None = None, log: Log = 
     profile = load_profile(config.profile)
     walk = resolve_walk(config, profile)
     if config.wants("map"):
-        _check_basemap(basemap or config.output.basemap)
+        # A missing or malformed Tianditu key fails now, not after the analysis.
+        html.check_basemap(basemap or config.output.basemap, tianditu_token=config.output.tianditu_key,
+                           tiles=config.output.tiles.model_dump() if config.output.tiles is not None else None)
     log(f"标准 profile: {profile.name} ({profile.title}); 步行圈 walk circle {walk.distance_m:,.0f} m")
     inputs = load_inputs(config, profile, log, clip=clip)
     _check_encodable(config, inputs)
@@ -565,7 +592,7 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,
             offline=config.output.offline_map if offline is None else offline,
-            sites=sites_out.sites_table(siting.sites, siting.service) if siting is not None else None,
+            sites=sites_out.sites_table(siting.sites, siting.service) if siting is not None else None, log=log,
         )
         if siting is not None:
             scenario = scenario_block(config, profile, siting)

@@ -264,6 +264,11 @@ def write_package(
         attrs = frame.drop(columns=frame.geometry.name)
         num = attrs.select_dtypes("number").columns
         attrs[num] = attrs[num].replace([np.inf, -np.inf], np.nan)
+        # Values as they mean (metres 0.1, shares 4 decimals, whole counts); DBF has no
+        # nullable integer, so a count with gaps stays a (whole) float.
+        attrs = rounded(attrs)
+        for col in attrs.columns[attrs.dtypes == "Int64"]:
+            attrs[col] = attrs[col].astype(float) if attrs[col].isna().any() else attrs[col].astype("int64")
         attrs, split = _dbf_text(attrs, name, codec, enc)
         short = short_field_names(attrs.columns)
         out = gpd.GeoDataFrame(attrs.rename(columns=short), geometry=frame.geometry.values, crs=target)
@@ -372,9 +377,14 @@ def write_tables(
     """Write each table as ``<name>.csv`` and ``<name>.xlsx``.
 
     The CSV keeps the contract's column names (machine-readable; UTF-8 with BOM so Excel
-    opens the Chinese text; booleans as ``true``/``false``). The XLSX has the labels in
-    ``lang`` as headers on its first sheet and a second sheet (字段说明 / fields) mapping each
-    header to the column name and its Chinese and English labels.
+    opens the Chinese text; booleans as ``true``/``false``), values rounded to what they mean
+    (:func:`rounded`). The XLSX is for printing and reading: a 汇总 (summary) sheet first (with a
+    chart of coverage per sub-district for ``streets``), then the table with the labels in
+    ``lang`` as headers, 是/否 for booleans, words for codes (checks, 新建/已建...), number
+    formats (% for shares, whole metres, integer counts), widths from the content, a bold
+    frozen header with an autofilter, printed landscape on A4, fit to the page width with the
+    header repeated; last a sheet (字段说明 / fields) mapping each header to the column name and
+    its Chinese and English labels.
 
     Parameters
     ----------
@@ -400,7 +410,7 @@ def write_tables(
     written = {}
     labeller = L.Labels(lang, labels, services)
     for name, table in tables.items():
-        frame = pd.DataFrame(table.drop(columns=table.geometry.name) if isinstance(table, gpd.GeoDataFrame) else table)
+        frame = rounded(pd.DataFrame(table.drop(columns=table.geometry.name) if isinstance(table, gpd.GeoDataFrame) else table))
         lab = labeller.pairs(frame.columns)
         csv = frame.copy()
         for col in csv.columns[csv.dtypes == bool]:
@@ -413,14 +423,199 @@ def write_tables(
             "中文": [lab[c][0] for c in frame.columns], "English": [lab[c][1] for c in frame.columns],
         })
         xlsx_path = out_dir / f"{name}.xlsx"
+        summary_name = L.text("summary_sheet", lang)
+        data_name = name[:31]
         with pd.ExcelWriter(xlsx_path, engine="openpyxl") as xl:
-            cells.for_xlsx(frame.set_axis(heads, axis=1)).to_excel(xl, sheet_name=name[:31], index=False)
+            cells.for_xlsx(_summary_frame(frame, heads, labeller)).to_excel(xl, sheet_name=summary_name, index=False)
+            cells.for_xlsx(_display_values(frame, labeller).set_axis(heads, axis=1)).to_excel(xl, sheet_name=data_name, index=False)
             cells.for_xlsx(fields).to_excel(xl, sheet_name=L.text("fields", lang), index=False)
             for each in xl.sheets.values():
                 cells.as_strings(each)
-            sheet = xl.sheets[name[:31]]
-            sheet.freeze_panes = "A2"
-            for i, h in enumerate(heads):
-                sheet.column_dimensions[sheet.cell(1, i + 1).column_letter].width = min(40, 4 + 2 * len(h))
+            kinds = [column_kind(c, frame[c]) for c in frame.columns]
+            format_sheet(xl.sheets[data_name], kinds)
+            format_sheet(xl.sheets[summary_name], ["text", "number"])
+            format_sheet(xl.sheets[L.text("fields", lang)], ["text"] * 4)
+            if name == "streets":
+                _coverage_chart(xl.sheets[summary_name], xl.sheets[data_name], frame, labeller)
         written[name] = {"csv": csv_path, "xlsx": xlsx_path}
     return written
+
+
+# ----------------------------------------------------------------------------- values as they mean
+
+#: Counts and years: whole numbers.
+INTEGER_COLUMNS = frozenset({"households", "built_year", "rank", "n_flags", "facilities", "pid", "fid", "source_row",
+                             "elderly_affected", "facility_fid", "row", "points"})
+#: Number formats of the XLSX per kind of column.
+NUMBER_FORMATS = {"share": "0.0%", "metres": "#,##0", "area": "#,##0.0", "count": "#,##0", "year": "0",
+                  "people": "#,##0", "number": "#,##0.0#", "score": "0.0"}
+
+
+def column_kind(column: str, values: pd.Series) -> str:
+    """What a column holds, from its name and dtype: ``bool``, ``share``, ``metres``, ``area``,
+    ``count``, ``year``, ``people``, ``score``, ``number`` or ``text``.
+
+    Parameters
+    ----------
+    column : str
+        A contract column name (``elderly_covered_share_meal``, ``nearest_meal_m``, ...).
+    values : pandas.Series
+
+    Returns
+    -------
+    str
+    """
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "bool"
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        return "text"
+    c = column.lower()
+    if "share" in c or c.startswith(("coverage_rate_", "target_")):
+        return "share"
+    if c in ("built_year", "year") or c.endswith("_year"):
+        return "year"
+    if c in INTEGER_COLUMNS or c.startswith(("communities", "n_")) or c.endswith("_count"):
+        return "count"
+    if c.endswith("_m2") or "_m2_" in c:
+        return "area"
+    if c.endswith("_m") or "_m_" in c:
+        return "metres"
+    if c in ("people", "elderly", "population") or c.startswith(("population_covered", "elderly_covered")):
+        return "people"
+    if c == "score":
+        return "score"
+    return "number"
+
+
+#: Decimals kept per kind in CSV, summary.json and DBF (metres 0.1 m, shares 4 decimals).
+DECIMALS = {"share": 4, "metres": 1, "area": 1, "people": 1, "score": 1, "number": 4}
+
+
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with numbers rounded to what they mean: metres and m² to 0.1, shares to 4
+    decimals, households, counts and build years as (nullable) integers; inf stays inf.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy; text and boolean columns untouched.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if col == getattr(out, "_geometry_column_name", None):
+            continue
+        kind = column_kind(str(col), out[col])
+        if kind in ("count", "year"):
+            values = pd.to_numeric(out[col], errors="coerce").astype(float)
+            finite = np.isfinite(values.to_numpy())
+            if finite.any() or values.isna().all():
+                if (~finite & values.notna().to_numpy()).any():
+                    out[col] = values.round(0)  # inf present: keep floats
+                else:
+                    out[col] = values.round(0).astype("Int64")
+        elif kind in DECIMALS:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float).round(DECIMALS[kind])
+    return out
+
+
+def round_value(key: str, value):
+    """One ``summary.json`` value rounded like a table column named ``key`` (:func:`rounded`)."""
+    if isinstance(value, (bool, int, np.integer)) or not isinstance(value, (float, np.floating)):
+        return value  # whole numbers are already what they mean
+    v = float(value)
+    if not np.isfinite(v):
+        return value
+    kind = column_kind(key, pd.Series([v]))
+    if kind in ("count", "year"):
+        return int(round(v))
+    return round(v, DECIMALS[kind]) if kind in DECIMALS else value
+
+
+def _display_values(frame: pd.DataFrame, lab: L.Labels) -> pd.DataFrame:
+    """The XLSX values: 是/否 for booleans, words for check keys and codes, inf as a word."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_bool_dtype(out[col].dtype):
+            out[col] = np.where(out[col].to_numpy(bool), lab.text("yes"), lab.text("no"))
+        elif col in ("check", "worst_check"):
+            out[col] = out[col].map(lambda v: lab.check(v) if isinstance(v, str) else v)
+        elif col in L.CODE_VALUES:
+            words = {k: (zh if lab.lang != "en" else en) for k, (zh, en) in L.CODE_VALUES[col].items()}
+            out[col] = out[col].map(lambda v: words.get(v, v) if isinstance(v, str) else v)
+        elif pd.api.types.is_float_dtype(out[col].dtype) and np.isinf(out[col].to_numpy(float)).any():
+            out[col] = out[col].astype(object).where(~np.isinf(out[col].astype(float)), lab.text("unreachable"))
+    return out
+
+
+def _summary_frame(frame: pd.DataFrame, heads: list[str], lab: L.Labels) -> pd.DataFrame:
+    """The 汇总 sheet: rows, how many are 是 per yes/no column, totals of shortfalls, households and elderly."""
+    rows = [(lab.text("rows"), len(frame))]
+    for col, head in zip(frame.columns, heads):
+        kind = column_kind(str(col), frame[col])
+        if kind == "bool":
+            rows.append((lab.text("count_yes", column=head), int(frame[col].sum())))
+        elif str(col) in ("households", "elderly", "population", "people", "elderly_affected") or str(col).endswith("shortfall_m2"):
+            rows.append((lab.text("total_of", column=head), float(pd.to_numeric(frame[col], errors="coerce").sum())))
+    return pd.DataFrame(rows, columns=[lab.text("item"), lab.text("value")])
+
+
+def _text_width(value) -> int:
+    """Display width in Excel's character units: CJK characters count double."""
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def format_sheet(sheet, kinds: list[str]) -> None:
+    """Bold frozen header, autofilter, number formats per column, widths from content, A4 landscape."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    bold = Font(bold=True)
+    for cell in sheet[1]:
+        cell.font = bold
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    sheet.freeze_panes = "A2"
+    if sheet.max_row >= 1 and sheet.max_column >= 1:
+        sheet.auto_filter.ref = sheet.dimensions
+    for j, kind in enumerate(kinds, start=1):
+        fmt = NUMBER_FORMATS.get(kind)
+        letter = get_column_letter(j)
+        width = 4
+        for (cell,) in sheet.iter_rows(min_col=j, max_col=j):
+            if fmt and cell.row > 1 and isinstance(cell.value, (int, float)):
+                cell.number_format = fmt
+            shown = f"{cell.value:.1%}" if kind == "share" and isinstance(cell.value, float) else \
+                f"{cell.value:,.1f}" if isinstance(cell.value, float) else cell.value
+            # A long header wraps onto two lines rather than widening its column.
+            width = max(width, min(_text_width(shown), 24) if cell.row == 1 else _text_width(shown))
+        sheet.column_dimensions[letter].width = min(60, width + 2)
+    ps = sheet.page_setup
+    ps.orientation, ps.paperSize = "landscape", sheet.PAPERSIZE_A4
+    ps.fitToWidth, ps.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = "1:1"
+
+
+def _coverage_chart(summary_sheet, data_sheet, frame: pd.DataFrame, lab: L.Labels) -> None:
+    """A bar chart of elderly coverage per sub-district and service, on the 汇总 sheet."""
+    from openpyxl.chart import BarChart, Reference
+
+    cols = [i for i, c in enumerate(frame.columns, start=1) if str(c).startswith("elderly_covered_share_")]
+    if not cols or "street" not in frame.columns or len(frame) == 0:
+        return
+    chart = BarChart()
+    chart.type = "col"
+    chart.title = lab.text("coverage_by_street", unit=lab.column("street"))
+    chart.y_axis.number_format = "0%"
+    chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
+    chart.height, chart.width = 9, max(16, 2.2 * len(frame))
+    n = len(frame) + 1
+    for j in cols:
+        chart.add_data(Reference(data_sheet, min_col=j, min_row=1, max_row=n), titles_from_data=True)
+    street_col = list(frame.columns).index("street") + 1
+    chart.set_categories(Reference(data_sheet, min_col=street_col, min_row=2, max_row=n))
+    summary_sheet.add_chart(chart, "D2")

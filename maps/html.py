@@ -9,6 +9,14 @@ Design choices, and why:
   WGS-84 → GCJ-02 with :func:`carecircle.layers.crs.from_wgs84` (one vectorised
   ``shapely.transform`` per layer). One basemap per map: offering OSM and Amap in the same
   layer control would leave the overlays a few hundred metres off on one of them.
+- **Readable without tiles.** An intranet has no tile server, or its own
+  (``tiles={url, attribution}``): the walk network the analysis loaded is drawn as a light
+  vector basemap (simplified, two MultiLineStrings), and community and failing-小区 names are
+  written on the map, so the page reads on a blank background.
+- **One colour, one meaning.** Services are cool colours (markers, their circles); what fails is
+  warm — a community's worst check, the elderly a service misses (the dots take their check's
+  colour), a 小区 short of space (the space check's yellow); the sub-district without its centre
+  alone is magenta; network and boundaries are greys; the density ramp is grey too.
 - **One site, several services.** A 日间照料中心（含助餐点） is in the day-care layer and in
   the meal layer; its markers sit side by side (:func:`marker_offsets`, a pixel offset in the
   icon's anchor, so they stay apart at every zoom) instead of one hiding the other, and each
@@ -48,6 +56,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
+from carecircle.coverage import circle
 from carecircle.layers import crs as ccrs
 from carecircle.errors import InputError
 from carecircle.maps import labels as L
@@ -70,10 +79,21 @@ POPUP_MAX_WIDTH_PX = 380
 # The expanded layer control covers ~300 px on the right: fit the data beside it.
 FIT_PADDING_RIGHT_PX = 300
 
-SERVICE_COLOURS = ["#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#c2185b"]
+# One colour, one meaning. Services (markers, their circles) are cool colours; what fails
+# (communities by check, the elderly a service misses, 小区 short of space) warm ones; the
+# network and boundaries greys; the sub-district without its centre alone is magenta.
+SERVICE_COLOURS = ["#1565c0", "#6a1b9a", "#00838f", "#5d4037", "#283593", "#455a64"]
 SERVICE_SHAPES = ["circle", "square", "triangle", "diamond", "hexagon", "star"]
 CHECK_COLOURS = {"": "#81c784", "no_day_care": "#e53935", "no_meal": "#fb8c00", "space": "#fdd835"}
-OTHER_CHECK_COLOURS = ["#8e24aa", "#3949ab", "#6d4c41", "#00897b", "#d81b60", "#546e7a"]
+OTHER_CHECK_COLOURS = ["#f06292", "#a1887f", "#ff8a65", "#ffb300", "#bcaaa4", "#ef9a9a"]
+NETWORK_COLOURS = ("#9e9e9e", "#757575")  # minor ways, main roads
+STREET_COLOUR = "#263238"
+NO_CENTRE_COLOUR = "#d81b60"
+# Road classes drawn heavier on the vector basemap.
+MAIN_ROADS = frozenset({"motorway", "trunk", "primary", "secondary", "tertiary", "motorway_link", "trunk_link",
+                        "primary_link", "secondary_link", "tertiary_link"})
+# Network display simplification, metres: the basemap is context, not data.
+NETWORK_SIMPLIFY_M = 8.0
 AMAP_TILES = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
 TIANDITU_TILES = (
     "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
@@ -369,19 +389,60 @@ def _require(gdf: pd.DataFrame, layer: str, columns: list[str]) -> None:
         raise InputError(f"map: {layer}: missing column(s) {', '.join(missing)}; pass the layer as the analysis stage writes it")
 
 
-def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None) -> None:
-    import folium
+def tianditu_key(token: str | None = None) -> str:
+    """The Tianditu browser key: ``token``, else ``$TIANDITU_TOKEN``.
 
-    if basemap == "osm":
+    Tianditu serves tiles only with a key (``tk=``) of type 浏览器端 (browser), bound to the
+    domains the map is opened from; the key ends up in map.html as in every Tianditu web map.
+
+    Raises
+    ------
+    InputError
+        When there is none, or it is not the 32 hexadecimal characters Tianditu issues.
+    """
+    key = (token or os.environ.get(TIANDITU_TOKEN_ENV, "")).strip()
+    if not key:
+        raise InputError(f"map: basemap tianditu needs a browser key (浏览器端 key from console.tianditu.gov.cn): set "
+                         f"{TIANDITU_TOKEN_ENV} or output.tianditu_key; it is written into map.html")
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", key):
+        raise InputError(f"map: tianditu key {key[:6]}…: a Tianditu key is 32 hexadecimal characters; "
+                         f"copy the 浏览器端 key from console.tianditu.gov.cn into {TIANDITU_TOKEN_ENV} or output.tianditu_key")
+    return key
+
+
+def check_basemap(basemap: str, *, tianditu_token: str | None = None, tiles: Mapping | None = None) -> None:
+    """Check the basemap choice before any analysis runs (a missing key fails in a second, not after it).
+
+    Parameters
+    ----------
+    basemap : {"osm", "amap", "tianditu"}
+    tianditu_token : str, optional
+    tiles : mapping, optional
+        An intranet tile server ``{url, attribution}``; it replaces ``basemap``'s tiles.
+
+    Raises
+    ------
+    InputError
+    """
+    if basemap not in BASEMAPS:
+        raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
+    if basemap == "tianditu" and not tiles:
+        tianditu_key(tianditu_token)
+
+
+def _basemap(m: folium.Map, basemap: str, lang: str, tianditu_token: str | None, tiles: Mapping | None = None) -> None:
+    import folium
+    if tiles:
+        # An intranet tile server: the overlays are drawn as they are (WGS-84 unless basemap="amap").
+        folium.TileLayer(tiles["url"], attr=html.escape(str(tiles["attribution"])), name=html.escape(str(tiles.get("name") or "底图")),
+                         max_zoom=int(tiles.get("max_zoom") or 19)).add_to(m)
+    elif basemap == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", max_zoom=19).add_to(m)
     elif basemap == "amap":
         folium.TileLayer(AMAP_TILES, attr="&copy; 高德地图 AutoNavi", name="高德地图" if lang != "en" else "Amap",
                          subdomains="1234", max_zoom=18).add_to(m)
     else:
-        token = tianditu_token or os.environ.get(TIANDITU_TOKEN_ENV, "")
-        if not token:
-            raise InputError(f"map: basemap tianditu needs a browser key: set {TIANDITU_TOKEN_ENV} or pass tianditu_token "
-                             "(a free key from the Tianditu developer console); it is written into map.html")
+        token = tianditu_key(tianditu_token)
         attr = "&copy; 天地图 Tianditu"
         folium.TileLayer(TIANDITU_TILES.format(layer="vec", token=token), attr=attr,
                          name="天地图" if lang != "en" else "Tianditu", subdomains="01234567", max_zoom=18).add_to(m)
@@ -486,7 +547,7 @@ def _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_
     geoms = display_geometries(isochrones, basemap=basemap, simplify_m=simplify_m)
     legend = []
     # Light fills: the communities' colours underneath are the map's message.
-    for kind, opacity, show in (("dissolved", 0.08, True), ("facility", 0.04, False), ("catchment", 0.12, False)):
+    for kind, opacity, show in (("dissolved", 0.04, True), ("facility", 0.04, False), ("catchment", 0.12, False)):
         for key in lab.services:
             sel = order[((isochrones["kind"] == kind) & (isochrones["service"] == key)).to_numpy()[order]]
             if len(sel) == 0:
@@ -573,7 +634,7 @@ def _density_layer(m, population, pts, lab) -> tuple[str, float, list[str]] | No
     grid, _, _ = np.histogram2d(y, x, bins=[ny, nx], range=[[y0, y0 + ny * cell], [x0, x0 + nx * cell]], weights=weights)
     per_ha = grid / (cell_m * cell_m / 1e4)
     vmax = float(np.quantile(per_ha[per_ha > 0], 0.98)) if (per_ha > 0).any() else 1.0
-    cmap = colormaps["YlOrRd"]
+    cmap = colormaps["Greys"]  # warm colours mean "fails" on this map
     rgba = (cmap(np.clip(per_ha / vmax, 0, 1)) * 255).astype(np.uint8)
     rgba[..., 3] = np.where(per_ha > 0, 170, 0)
     rgba = rgba[::-1]  # row 0 is the northern edge of the image
@@ -591,41 +652,125 @@ def _hex(rgba) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(round(c * 255)) for c in rgba[:3]))
 
 
-def _uncovered_layers(m, population, geoms, lab, styles, cutoff_m) -> list[tuple[str, str]]:
-    """Per service, the population points beyond ``cutoff_m``; ``geoms`` are the points as drawn.
-    Returns legend rows (label, colour)."""
-    import folium
+def _uncovered_layers(m, population, geoms, lab, cutoff_m) -> list[tuple[str, str]]:
+    """Per service, the population points outside its circle; ``geoms`` are the points as drawn.
 
+    Whether a point is covered is read from the analysis' ``covered_<service>`` column
+    (:func:`carecircle.coverage.circle.covered`), never re-tested here. The dots take the colour
+    of the check they fail ("no day care within the circle" red), so a colour keeps one meaning.
+    Returns legend rows (label, colour).
+    """
+    import folium
     weight_col = "elderly" if "elderly" in population.columns else "people"
     weight = population[weight_col].fillna(0).to_numpy(dtype=float) if weight_col in population.columns else np.ones(len(population))
     who, fmt_dist = html.escape(lab.column(weight_col, own_first=True)), _fmt_distance(lab)
     legend = []
-    for key in lab.services:
+    for i, key in enumerate(lab.services):
         col = f"dist_{key}_m"
-        if col not in population.columns:
+        if f"covered_{key}" not in population.columns and col not in population.columns:
             continue
-        dist = population[col].to_numpy(dtype=float)
-        # Covered is a read of the analysis' distance column: NaN/inf (unreachable) is uncovered.
-        mask = ~(dist <= cutoff_m) & (weight > 0)
+        mask = ~circle.covered(population, key, cutoff_m) & (weight > 0)
         if not mask.any():
             continue
-        colour = styles[key][0]
+        colour = CHECK_COLOURS.get(f"no_{key}", OTHER_CHECK_COLOURS[i % len(OTHER_CHECK_COLOURS)])
         # Labels once per service; only the numbers vary from point to point.
-        to = html.escape(lab.column(col))
-        tips = [f"{who} {_fmt_number(w, digits=0)} · {to} {html.escape(fmt_dist(d))}"
-                for w, d in zip(weight[mask], dist[mask])]
+        if col in population.columns:
+            to = html.escape(lab.column(col))
+            tips = [f"{who} {_fmt_number(w, digits=0)} · {to} {html.escape(fmt_dist(d))}"
+                    for w, d in zip(weight[mask], population[col].to_numpy(dtype=float)[mask])]
+        else:
+            tips = [f"{who} {_fmt_number(w, digits=0)}" for w in weight[mask]]
         base = lab.text("uncovered" if weight_col == "elderly" else "uncovered_people")
         label = lab.titled(base, lab.service(key))
-        marker = folium.CircleMarker(radius=3, color=colour, weight=0.5, fill=True, fill_color=colour, fill_opacity=0.85)
-        _add_geojson(m, _features(geoms[mask], {"_tip": tips}), name=html.escape(label), show=False, marker=marker,
+        marker = folium.CircleMarker(radius=3, color="#424242", weight=0.5, fill=True, fill_color=colour, fill_opacity=0.9)
+        # On by default: who is missed is the map's first message.
+        _add_geojson(m, _features(geoms[mask], {"_tip": tips}), name=html.escape(label), show=True, marker=marker,
                      tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
         legend.append((label, colour))
     return legend
 
 
-def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
-    import folium
+def _network_layer(m, edges: gpd.GeoDataFrame, lab, basemap: str) -> bool:
+    """The walk network as a light vector basemap (two MultiLineStrings: main roads, other ways).
 
+    An intranet map without tiles still shows its streets. Not interactive: clicks go to the
+    layers above. Returns whether anything was drawn.
+    """
+    import folium
+    if edges is None or len(edges) == 0:
+        return False
+    highway = edges["highway"].fillna("").astype(str).to_numpy() if "highway" in edges.columns else np.full(len(edges), "")
+    main = np.isin(highway, list(MAIN_ROADS))
+    geoms = display_geometries(edges[["geometry"]], basemap=basemap, simplify_m=NETWORK_SIMPLIFY_M)
+    group = folium.FeatureGroup(name=html.escape(lab.text("network")), show=True).add_to(m)
+    for sel, colour, weight in ((~main, NETWORK_COLOURS[0], 1.0), (main, NETWORK_COLOURS[1], 2.2)):
+        lines = [g for g in geoms[sel] if g is not None and not g.is_empty]
+        if not lines:
+            continue
+        merged = shapely.multilinestrings(lines) if all(g.geom_type == "LineString" for g in lines) else shapely.union_all(lines)
+        _add_geojson(group, _features(np.array([merged], dtype=object), {}), control=False, interactive=False,
+                     style_function=lambda _f, c=colour, w=weight: {"color": c, "weight": w, "opacity": 0.9})
+    return True
+
+
+def _name_layer(m, gdf: gpd.GeoDataFrame, names: list, layer_name: str, basemap: str, css_class: str) -> None:
+    """Names written on the map (a permanent tooltip per feature at its polygon's inner point), one toggle.
+
+    Bound feature by feature: a tooltip bound to the whole layer would show only once.
+    """
+    import folium
+    if len(gdf) == 0:
+        return
+    pts = gpd.GeoDataFrame(geometry=gdf.geometry.representative_point().values, crs=gdf.crs)
+    marker = folium.CircleMarker(radius=1, opacity=0, fill_opacity=0, interactive=False)
+    # ``_name`` is escaped in Python; the class is ours.
+    bind = folium.JsCode("function(f, layer){layer.bindTooltip(f.properties._name, "
+                         f"{{permanent: true, direction: 'center', className: '{css_class}', opacity: 1}});}}")
+    _add_geojson(m, _features(display_geometries(pts, basemap=basemap), {"_name": [_esc(n) for n in names]}),
+                 name=html.escape(layer_name), marker=marker, on_each_feature=bind)
+
+
+def _estate_layer(m, estates: gpd.GeoDataFrame, lab, basemap, simplify_m) -> int:
+    """小区 outlines; those short of floor space on their own filled in the space check's colour and named.
+
+    Returns the number of failing 小区 drawn.
+    """
+    import folium
+    if estates is None or len(estates) == 0 or "geometry" not in estates.columns:
+        return 0
+    est = estates[estates.geometry.notna() & ~estates.geometry.is_empty]
+    if len(est) == 0:
+        return 0
+    failing = est["flag_space"].fillna(False).astype(bool).to_numpy() if "flag_space" in est.columns else np.zeros(len(est), bool)
+    spec = [("community", _fmt_text), ("street", _fmt_text), ("households", _fmt_number), ("built_year", _fmt_number),
+            ("space_required_m2", _fmt_area), ("space_provided_m2", _fmt_area), ("space_shortfall_m2", _fmt_area)]
+    popups = _tables(est, _fields(lab, spec), heading="estate")
+    names = est["estate"].astype(str).tolist() if "estate" in est.columns else [""] * len(est)
+    short = est["space_shortfall_m2"].to_numpy(dtype=float) if "space_shortfall_m2" in est.columns else np.full(len(est), np.nan)
+    tips = [f"{_esc(n)} · {html.escape(lab.text('estate_short', m2=_fmt_number(v)))}" if f else _esc(n)
+            for n, f, v in zip(names, failing, short)]
+    geoms = display_geometries(est, basemap=basemap, simplify_m=simplify_m)
+    space = CHECK_COLOURS["space"]
+    props = {"_popup": popups, "_tip": tips}
+    # Those short of space shown when the map opens; every 小区 (context, a district has
+    # hundreds) one tick away.
+    for sel, name, show, style in (
+        (~failing, lab.text("estates"), False, {"color": "#757575", "weight": 0.8, "fill": False, "dashArray": "2 2"}),
+        (failing, lab.text("estates_failing", n=int(failing.sum())), True,
+         {"color": "#f57f17", "weight": 2, "fillColor": space, "fillOpacity": 0.75}),
+    ):
+        if sel.any():
+            _add_geojson(m, _features(geoms[sel], {k: np.asarray(v, dtype=object)[sel].tolist() for k, v in props.items()}),
+                         name=html.escape(name), show=show, style_function=lambda _f, st=style: st,
+                         popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False))
+    if failing.any():
+        _name_layer(m, est[failing], [t for t, f in zip(names, failing) if f], lab.text("estate_names"), basemap, "cc-name cc-name-estate")
+    return int(failing.sum())
+
+
+def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> bool:
+    """Sub-district outlines and scorecards; returns whether one lacks its centre."""
+    import folium
     _require(streets, "streets", ["street"])
     spec = [("rank", _fmt_number), ("score", lambda v: _fmt_number(v, digits=1)), ("communities", _fmt_number),
             ("communities_flagged", _fmt_number)]
@@ -636,13 +781,20 @@ def _street_layer(m, streets, actions, lab, basemap, simplify_m) -> None:
     # The sub-district's own failed checks (no community): the standard and its source with them.
     checks = _check_blocks(actions, streets[["street"]].assign(community=""), lab)
     popups = [t + c for t, c in zip(tables, checks)]
-    tips = [_esc(s) for s in streets["street"].tolist()]
+    # A sub-district without its comprehensive centre (街道综合养老服务中心) is outlined in its own colour.
+    no_centre = (~streets["has_street_centre"].fillna(True).astype(bool)).tolist() if "has_street_centre" in streets.columns \
+        else [False] * len(streets)
+    warn = html.escape(lab.text("no_street_centre"))
+    tips = [f"{_esc(s)} · {warn}" if nc else _esc(s) for s, nc in zip(streets["street"].tolist(), no_centre)]
     geoms = display_geometries(streets, basemap=basemap, simplify_m=simplify_m)
     _add_geojson(
-        m, _features(geoms, {"_popup": popups, "_tip": tips}), name=html.escape(lab.text("streets")),
-        style_function=lambda _f: {"color": "#263238", "weight": 3, "dashArray": "8 4", "fill": False},
+        m, _features(geoms, {"_popup": popups, "_tip": tips, "_nc": no_centre}), name=html.escape(lab.text("streets")),
+        style_function=lambda f: ({"color": NO_CENTRE_COLOUR, "weight": 4, "dashArray": "10 5", "fill": False}
+                                  if f["properties"]["_nc"] else
+                                  {"color": STREET_COLOUR, "weight": 3, "dashArray": "8 4", "fill": False}),
         popup=_popup(), tooltip=folium.GeoJsonTooltip(["_tip"], labels=False),
     )
+    return any(no_centre)
 
 
 # 供需比 classes (coverage.capacity.CLASSES): red short, blue surplus, pale balanced.
@@ -671,20 +823,31 @@ def _balance_layers(m, streets, lab, basemap, simplify_m) -> list[tuple[str, str
     return [(lab.titled(lab.text("balance"), lab.text(f"balance_{c}")), BALANCE_COLOURS[c]) for c in ("under", "balanced", "over")]
 
 
-def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density) -> str:
+def _legend_html(lab, service_rows, shared, check_rows, circle_rows, street_row, uncovered_rows, density, *,
+                 network: bool = False, no_centre: bool = False, estates_failing: int = 0) -> str:
+    """The legend: one row per layer drawn, in the colours the layers use."""
     parts = [f'<div class="cc-legend"><b>{html.escape(lab.text("legend"))}</b>']
     for label, colour, shape in service_rows:
         parts.append(f'<div>{_shape_svg(shape, colour, 14)} {html.escape(label)}</div>')
     if shared:
         parts.append(f'<div class="cc-note">{html.escape(lab.text("shared_site"))}</div>')
+    for label, colour in uncovered_rows:
+        parts.append(f'<div><span class="cc-dot" style="background:{colour}"></span>{html.escape(label)}</div>')
     for label, colour in check_rows:
         parts.append(f'<div><span class="cc-sw" style="background:{colour}"></span>{html.escape(label)}</div>')
+    if estates_failing:
+        parts.append(f'<div><span class="cc-sw" style="background:{CHECK_COLOURS["space"]};border:2px solid #f57f17"></span>'
+                     f'{html.escape(lab.text("estates_failing", n=estates_failing))}</div>')
     for label, colour in circle_rows:
         parts.append(f'<div><span class="cc-sw" style="background:{colour}22;border-color:{colour}"></span>{html.escape(label)}</div>')
     if street_row:
         parts.append(f'<div><span class="cc-line"></span>{html.escape(lab.text("street_boundary"))}</div>')
-    for label, colour in uncovered_rows:
-        parts.append(f'<div><span class="cc-dot" style="background:{colour}"></span>{html.escape(label)}</div>')
+    if no_centre:
+        parts.append(f'<div><span class="cc-line" style="border-top-color:{NO_CENTRE_COLOUR};border-top-width:4px"></span>'
+                     f'{html.escape(lab.text("no_street_centre"))}</div>')
+    if network:
+        parts.append(f'<div><span class="cc-line" style="border-top:2px solid {NETWORK_COLOURS[1]}"></span>'
+                     f'{html.escape(lab.text("network"))}</div>')
     if density is not None:
         label, vmax, ramp = density
         parts.append(f'<div>{html.escape(label)}<div class="cc-ramp" style="background:linear-gradient(to right,{",".join(ramp)})">'
@@ -717,6 +880,10 @@ table.cc td{text-align:right;padding:1px 0}
 .cc-checks ol{margin:2px 0 0;padding-left:18px}
 .cc-std{color:#666;font-size:11px}
 .cc-ok{margin-top:6px;color:#2e7d32}
+.leaflet-tooltip.cc-name{background:transparent;border:none;box-shadow:none;padding:0;color:#212121;font:12px
+ "Noto Sans CJK SC","Microsoft YaHei",sans-serif;text-shadow:0 0 3px #fff,0 0 3px #fff,0 0 2px #fff}
+.leaflet-tooltip.cc-name:before{display:none}
+.leaflet-tooltip.cc-name-estate{color:#bf360c;font-weight:bold;font-size:11px}
 </style>
 """
 
@@ -759,6 +926,9 @@ def build_map(
     basemap: str = "osm",
     title: str | None = None,
     tianditu_token: str | None = None,
+    network: gpd.GeoDataFrame | None = None,
+    estates: gpd.GeoDataFrame | None = None,
+    tiles: Mapping | None = None,
     cluster_threshold: int = CLUSTER_THRESHOLD,
     simplify_m: float = SIMPLIFY_M,
     sites: gpd.GeoDataFrame | None = None,
@@ -790,6 +960,15 @@ def build_map(
         the HTML as every Tianditu web map's key does.
     title : str, optional
         Shown at the top of the map (escaped); see :func:`map_title`.
+    network : geopandas.GeoDataFrame, optional
+        The walk network's edges (``highway``, lines): drawn as a light vector basemap, so the
+        map shows its streets with no tiles (an intranet).
+    estates : geopandas.GeoDataFrame, optional
+        The 小区 table (``estate``, ``flag_space``, polygons): those short of floor space are
+        filled and named.
+    tiles : mapping, optional
+        ``{"url": ".../{z}/{x}/{y}.png", "attribution": ...}``: an (intranet) tile server
+        instead of ``basemap``'s tiles.
     cluster_threshold : int
         Facility markers of a service cluster above this count.
     simplify_m : float
@@ -806,8 +985,7 @@ def build_map(
     import folium
     from branca.element import Element
 
-    if basemap not in BASEMAPS:
-        raise InputError(f"map: basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
+    check_basemap(basemap, tianditu_token=tianditu_token, tiles=tiles)
     if lang not in ("zh", "en"):
         raise InputError(f"map: lang {lang!r} is not one of zh, en")
     lab = L.Labels(lang, labels, dict(services))
@@ -821,7 +999,8 @@ def build_map(
     # Leaflet alone: markers are inline SVG and the legend plain HTML (see module docstring).
     m.default_js = [("leaflet", folium.Map.default_js[0][1])]
     m.default_css = [("leaflet_css", folium.Map.default_css[0][1])]
-    _basemap(m, basemap, lang, tianditu_token)
+    _basemap(m, basemap, lang, tianditu_token, tiles)
+    has_network = _network_layer(m, network, lab, basemap)
 
     density = None
     circle_rows: list[tuple[str, str]] = []
@@ -834,13 +1013,15 @@ def build_map(
     if isochrones is not None and len(isochrones):
         circle_rows = _isochrone_layers(m, isochrones, facilities, lab, styles, basemap, simplify_m)
     check_rows = _community_layer(m, communities, actions, lab, basemap, simplify_m)
+    estates_failing = _estate_layer(m, estates, lab, basemap, simplify_m)
     has_streets = streets is not None and len(streets) > 0
+    no_centre = _street_layer(m, streets, actions, lab, basemap, simplify_m) if has_streets else False
     if has_streets:
-        _street_layer(m, streets, actions, lab, basemap, simplify_m)
         # 供需比 classes share the check swatches' legend block.
         check_rows = check_rows + _balance_layers(m, streets, lab, basemap, simplify_m)
     if has_population:
-        uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, styles, cutoff_m)
+        uncovered_rows = _uncovered_layers(m, population, population_geoms, lab, cutoff_m)
+    _name_layer(m, communities, communities["name"].tolist(), lab.text("community_names"), basemap, "cc-name")
     service_rows, shared = _facility_layers(m, facilities, lab, styles, basemap, cluster_threshold)
     if sites is not None and len(sites):
         _sites_layer(m, sites, lab, basemap)
@@ -848,7 +1029,8 @@ def build_map(
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
     root.header.add_child(Element(_CSS), name="cc_css")
-    legend = _legend_html(lab, service_rows, shared, check_rows, circle_rows, has_streets, uncovered_rows, density)
+    legend = _legend_html(lab, service_rows, shared, check_rows, circle_rows, has_streets, uncovered_rows, density,
+                          network=has_network, no_centre=no_centre, estates_failing=estates_failing)
     root.html.add_child(Element(legend), name="cc_legend")
     if title:
         root.html.add_child(Element(f'<div class="cc-title">{html.escape(title)}</div>'), name="cc_title")

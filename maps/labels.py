@@ -580,3 +580,125 @@ def word_flags(communities: pd.DataFrame, profile: Profile, lang: str = "zh", cu
     unverified = out.get("unverified_checks", pd.Series("", index=out.index)).fillna("").astype(str)
     out["flags"] = [text(f, u) for f, u in zip(failed, unverified)]
     return out
+
+
+# ----------------------------------------------------------------------------- deliverables (issue 15)
+# Words of the map's basemap, name and 小区 layers, the report's cover and conclusions, and the
+# XLSX summaries; kept in one block of their own.
+TEXT.update({
+    "network": ("路网（步行）", "walk network"),
+    "community_names": ("社区名称", "community names"),
+    "estates": ("小区", "residential estates"),
+    "estate_names": ("未达标小区名称", "names of estates short of space"),
+    "estates_failing": ("养老服务用房不足的小区（{n}）", "estates short of care space ({n})"),
+    "estate_short": ("养老服务用房缺口 {m2} m²", "care space short by {m2} m²"),
+    "no_street_centre": ("未设街道综合养老服务中心", "no sub-district care centre"),
+    "cover_city": ("城市/区域", "city / district"),
+    "cover_profile": ("评估标准", "standards profile"),
+    "cover_date": ("编制日期", "date"),
+    "cover_circle": ("步行圈", "walking circle"),
+    "city_map": ("全域概览图", "Overview map"),
+    "conclusions": ("结论与建议", "Findings and recommendations"),
+    "street_summary": ("本{unit}共有社区 {n} 个，其中 {flagged} 个存在未达标项。",
+                       "{n} communities in this {unit}, {flagged} with a failed check."),
+    "street_coverage": ("老年人步行圈覆盖率：{shares}。", "Elderly within the walking circle: {shares}."),
+    "finding": ("{where}：{check}，现状 {value}，标准 {required}{short}", "{where}: {check}, now {value}, required {required}{short}"),
+    "finding_short": ("，缺口 {shortfall}", ", short by {shortfall}"),
+    "finding_nearest": ("；最近设施 {facility}，步行 {metres} m", "; nearest facility {facility}, {metres} m walk"),
+    "priority": ("建议优先解决{where}的问题（涉及老年人 {elderly} 人）。", "Start with {where} ({elderly} elderly affected)."),
+    "recommend_space": ("补足养老服务用房面积缺口共 {m2}。", "Close the care-space shortfall of {m2} in all."),
+    "estate_check": ("小区养老服务用房不足", "estate short of care space"),
+    "recommend_circle": ("在未覆盖社区就近增设{services}，使步行圈覆盖全部社区。",
+                         "Add {services} near the communities outside the circle so every community is covered."),
+    "all_compliant": ("各项考核均已达标。", "Every check is met."),
+    "summary_sheet": ("汇总", "summary"),
+    "coverage_by_street": ("各{unit}老年人覆盖率", "Elderly covered per {unit}"),
+    "item": ("项目", "item"),
+    "value": ("数值", "value"),
+    "no_cjk_font": ("未找到中文字体，报告图表已省略", "no Chinese font: charts left out"),
+    "rows": ("行数", "rows"),
+    "count_yes": ("{column}：是", "{column}: yes"),
+    "total_of": ("{column}合计", "total {column}"),
+})
+
+#: Chinese values of the codes the tables carry, per column (shown in Chinese sheets only).
+CODE_VALUES: dict[str, dict[str, tuple[str, str]]] = {
+    "estate_class": {"new": ("新建", "new"), "existing": ("已建", "existing")},
+    "dist_basis": {"population": ("人口点", "population points"),
+                   "representative_point": ("社区内点", "a point inside the community")},
+    "nearest_basis": {"walk": ("步行距离", "walk"), "straight_line": ("直线距离", "straight line")},
+    "nearest_street_centre_basis": {"walk": ("步行距离", "walk"), "straight_line": ("直线距离", "straight line")},
+    "households_source": {"estates": ("小区汇总", "sum of estates"), "population": ("按人口推算", "from population"),
+                          "community": ("社区填报", "community layer")},
+    "space_provided_from": {"estates": ("小区配建", "estates"), "facilities": ("设施建筑面积", "facility floor area")},
+    "kind": {"dissolved": ("合并", "dissolved"), "facility": ("单个设施", "per facility"), "catchment": ("服务范围", "catchment")},
+}
+
+
+def circle_words(minutes: float | None, distance_m: float, lang: str = "zh") -> str:
+    """The run's circle as it is written in labels: "10分钟", or "800米" when given as a distance.
+
+    Parameters
+    ----------
+    minutes : float or None
+        The circle in minutes; None when the run gave it as a distance.
+    distance_m : float
+        The circle's network distance (rounded to a whole metre when shown).
+    lang : {"zh", "en"}
+
+    Returns
+    -------
+    str
+    """
+    if minutes is not None:
+        return f"{minutes:g}-minute" if lang == "en" else f"{minutes:g}分钟"
+    return f"{distance_m:,.0f} m" if lang == "en" else f"{distance_m:,.0f}米"
+
+
+def circle_rewriter(profile_minutes: float, minutes: float | None, distance_m: float):
+    """A function that rewrites the profile's circle ("15分钟", "15-minute") in a text as the run's.
+
+    The analysis names its checks after the profile's circle; a run may walk a different one
+    (``walk.minutes`` or ``walk.distance_m``), and every label must say the circle it used.
+
+    Parameters
+    ----------
+    profile_minutes : float
+        The profile's circle, as the analysis' words state it.
+    minutes, distance_m
+        The run's circle.
+
+    Returns
+    -------
+    callable
+        ``str -> str``; other values are returned as they are.
+    """
+    old = (circle_words(profile_minutes, 0, "zh"), circle_words(profile_minutes, 0, "en"))
+    new = (circle_words(minutes, distance_m, "zh"), circle_words(minutes, distance_m, "en"))
+
+    def rewrite(text):
+        if not isinstance(text, str) or old == new:
+            return text
+        return text.replace(old[0], new[0]).replace(old[1], new[1])
+
+    return rewrite
+
+
+def follow_circle(labels: Mapping[str, tuple[str, str]], profile_minutes: float, minutes: float | None,
+                  distance_m: float) -> dict[str, tuple[str, str]]:
+    """``labels`` with the profile's circle ("15分钟") replaced by the run's ("10分钟", "800米").
+
+    Parameters
+    ----------
+    labels : mapping
+        ``{column: (中文, English)}`` (:func:`analysis_labels`).
+    profile_minutes : float
+    minutes, distance_m
+        See :func:`circle_rewriter`.
+
+    Returns
+    -------
+    dict
+    """
+    rewrite = circle_rewriter(profile_minutes, minutes, distance_m)
+    return {k: (rewrite(zh), rewrite(en)) for k, (zh, en) in labels.items()}

@@ -351,7 +351,7 @@ try{
    var pc=document.querySelector('.leaflet-popup-content');
    r.popup_text=pc&&pc.textContent; r.popup_imgs=pc?pc.querySelectorAll('img').length:-1;
    evil.fire('mouseover',{latlng:evil.getLatLng()},true);
-   var tc=document.querySelector('.leaflet-tooltip');
+   var tc=document.querySelector('.leaflet-tooltip:not(.cc-name)');
    r.tip_text=tc&&tc.textContent; r.tip_imgs=tc?tc.querySelectorAll('img').length:-1;}
  r.paths=document.querySelectorAll('.leaflet-overlay-pane canvas, .leaflet-overlay-pane path').length;
  r.markers=document.querySelectorAll('.leaflet-marker-pane .cc-icon').length;

@@ -110,3 +110,32 @@ def test_missing_run_files_are_input_errors(runs, tmp_path):
     (a / "streets.csv").unlink()
     with pytest.raises(InputError, match="streets.csv: missing"):
         compare_runs(a, a)
+
+
+def test_three_runs_each_against_the_baseline_with_an_xlsx(runs, tmp_path):
+    import openpyxl
+
+    from carecircle.compare import compare_many, runs_overview
+
+    a, b = runs
+    c = _run(tmp_path / "c", COMMUNITIES_A, STREETS_A, json.loads((a / "summary.json").read_text(encoding="utf-8")))
+    results = compare_many([a, b, c])
+    assert [r.run_b for r in results] == [str(b), str(c)]
+    assert len(results[1].communities) == 0  # c is a copy of the baseline
+    overview = runs_overview([a, b, c])
+    # Stated by hand: baseline 0.9 / 0.5, b 0.95 / 0.5; shortfall sums 203.5, 120, 203.5 m².
+    assert overview["run"].tolist() == ["a", "b", "c"]
+    assert overview["elderly_covered_share_day_care"].tolist() == [0.9, 0.95, 0.9]
+    assert overview["space_shortfall_m2"].tolist() == [203.5, 120.0, 203.5]
+    paths = write_comparison(results, tmp_path / "out", overview=overview)
+    table = pd.read_csv(paths["csv"], encoding="utf-8-sig")
+    assert table.columns[0] == "方案" and set(table["方案"]) == {"b"}  # c changes nothing
+    book = openpyxl.load_workbook(paths["xlsx"])
+    assert book.sheetnames == ["汇总", "变化"]
+    heads = [c.value for c in book["汇总"][1]]
+    assert heads[:2] == ["方案", "老年人覆盖率（day_care）"] and "养老服务用房缺口（m²）" in heads
+    assert book["汇总"].cell(2, 2).number_format == "0.0%"
+    assert [c.value for c in book["变化"][1]][:3] == ["方案", "层级", "街道"]
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["baseline"] == str(a)
+    with pytest.raises(InputError, match="at least two"):
+        compare_many([a])

@@ -53,3 +53,41 @@ def test_screenshot_is_not_blank(map_file, tmp_path):
     # The communities without a day-care centre are drawn in their red (blended over grey).
     red = (pixels[..., 0] > 0.75) & (pixels[..., 1] < 0.55) & (pixels[..., 2] < 0.55)
     assert red.mean() > 0.02
+
+
+def _street_share(png: Path) -> float:
+    """Share of pixels in the network's greys: darker than Leaflet's empty background (#ddd),
+    neutral (r ≈ g ≈ b), lighter than text; antialiased 1-px lines included."""
+    pixels = (mpimg.imread(png)[..., :3] * 255).astype(int)
+    neutral = (pixels.max(axis=-1) - pixels.min(axis=-1)) <= 10
+    level = pixels.mean(axis=-1)
+    return float((neutral & (level >= 100) & (level <= 205)).mean())
+
+
+def test_streets_drawn_with_no_tiles_and_no_cdn(tmp_path):
+    """The offline map, network cut: Leaflet runs from the page itself and the walk network is drawn
+    as the basemap (the OSM tiles cannot load), so the screenshot shows the streets' greys."""
+    from test_deliverables import grid_network
+
+    d = small_inputs()
+    net = grid_network(d["communities"], step=60.0)
+    # Only the network on the map: no communities' fill over the lines.
+    empty = d["communities"].iloc[0:0]
+    shots = {}
+    for name, network in (("with", net), ("without", None)):
+        m = H.build_map(**map_args(d, communities=empty, streets=None, isochrones=None, population=None,
+                                   network=network))
+        path = H.write_map(m, tmp_path / f"{name}.html", offline=True)
+        page = path.read_text(encoding="utf-8")
+        assert "<script src=" not in page and 'rel="stylesheet" href="http' not in page
+        if name == "with":
+            result = browser_probe(path, tmp_path)
+            assert result["errors"] == [] and result["leaflet"] == "object"
+            assert "路网（步行）" in result["layers"]
+        shots[name] = tmp_path / f"{name}.png"
+        chromium(tmp_path, path.as_uri(), f"--screenshot={shots[name]}")
+        assert shots[name].exists()
+    drawn, blank = _street_share(shots["with"]), _street_share(shots["without"])
+    # A 60 m grid over the district: a few percent of the window is street; the map without
+    # the network has only the legend's and controls' few grey pixels.
+    assert drawn > 0.02 and drawn > 5 * blank, (drawn, blank)

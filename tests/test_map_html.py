@@ -28,7 +28,7 @@ LAYERS_ZH = [
     "步行圈（合并）：日间照料中心", "步行圈（合并）：助餐点",
     "步行圈（单个设施）：日间照料中心", "步行圈（单个设施）：助餐点",
     "社区（按最严重问题着色）", "街道边界与考核",
-    "未覆盖老年人口：日间照料中心", "未覆盖老年人口：助餐点",
+    "未覆盖老年人口：日间照料中心", "未覆盖老年人口：助餐点", "社区名称",
     # 2 day-care centres, 3 meal points, 1 street centre, no institution (no empty layer).
     "日间照料中心（2）", "助餐点（3）", "街道综合养老服务中心（1）",
 ]
@@ -179,7 +179,7 @@ def test_amap_shifts_polygons_too_and_only_amap(inputs):
         return ring[np.argmin(np.hypot(*(ring - target).T))]
 
     for basemap, expected in (("amap", gcj), ("osm", (wgs.x, wgs.y)), ("tianditu", (wgs.x, wgs.y))):
-        kw = {"tianditu_token": "test-token"} if basemap == "tianditu" else {}
+        kw = {"tianditu_token": "0123456789abcdef0123456789abcdef"} if basemap == "tianditu" else {}
         got = nearest_vertex(render(inputs, basemap=basemap, **kw), np.asarray(expected))
         assert np.allclose(got, expected, atol=2e-6), basemap
 
@@ -191,8 +191,17 @@ def test_basemap_tiles(inputs, monkeypatch):
     with pytest.raises(InputError, match="TIANDITU_TOKEN"):
         render(inputs, basemap="tianditu")
     monkeypatch.setenv(H.TIANDITU_TOKEN_ENV, "abc123")
+    with pytest.raises(InputError, match="32 hexadecimal"):
+        render(inputs, basemap="tianditu")
+    key = "4267820f43926eaf808d61dc07269beb"
+    monkeypatch.setenv(H.TIANDITU_TOKEN_ENV, key)
     page = render(inputs, basemap="tianditu")
-    assert "tianditu.gov.cn/vec_w" in page and "tk=abc123" in page and "cva_w" in page
+    assert "tianditu.gov.cn/vec_w" in page and f"tk={key}" in page and "cva_w" in page
+    # An intranet tile server replaces the public tiles, and needs no key.
+    page = render(inputs, basemap="tianditu", tiles={"url": "http://gis.local/tiles/{z}/{x}/{y}.png",
+                                                     "attribution": "市规划院"})
+    assert "gis.local/tiles" in page and "tianditu.gov.cn" not in page
+    assert "市规划院".encode("unicode_escape").decode() in page  # folium writes options as ASCII JSON
     with pytest.raises(InputError, match="basemap"):
         render(inputs, basemap="baidu")
 
