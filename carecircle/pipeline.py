@@ -601,7 +601,9 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
         files = [f for f in files if f != outdir.MARKER]
         summary["outputs"] = sorted([*files, "summary.json"])
         summary["runtime_s"] = round(time.perf_counter() - t0, 2)
-        summary = _jsonable(summary)
+        # Rounded to what the values mean (shares 4 decimals, metres 0.1), the sections added
+        # after build_summary (walk checks, siting, tile) included.
+        summary = _rounded(_jsonable(summary))
         (tmp / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False),
                                           encoding="utf-8")
         outdir.commit(tmp, target, summary["outputs"], **guard)

@@ -23,6 +23,9 @@ from carecircle.layers.network import Network
 
 Log = Callable[[str], None]
 
+#: The circle test, offered at the stage's front door: maps read ``covered_<service>`` through it.
+covered = circle.covered
+
 #: Distances are searched up to this multiple of the circle, so that communities outside it
 #: still learn how far their nearest facility is (mean, worst decile, 就近 facility).
 REPORT_LIMIT_FACTOR = 3.0

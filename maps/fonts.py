@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import functools
 
-from matplotlib import font_manager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib loads only when a report is drawn
+    from matplotlib import font_manager
 
 # Families tried first, in order (Linux, then Windows/macOS names); any other font that passes
 # :func:`draws_text` is accepted after them.
@@ -46,6 +49,8 @@ def find_cjk_font() -> font_manager.FontEntry:
     NoCJKFont
         When no installed font draws the probe text (placeholder fonts never count).
     """
+    from matplotlib import font_manager
+
     entries = [f for f in font_manager.fontManager.ttflist if not is_placeholder(f.name)]
     rank = {name: i for i, name in enumerate(PREFERRED_CJK_FAMILIES)}
     ordered = sorted(entries, key=lambda f: (rank.get(f.name, len(rank)), f.weight != 400, f.name))

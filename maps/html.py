@@ -56,7 +56,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from carecircle.coverage import circle
+from carecircle.coverage.analysis import covered
 from carecircle.layers import crs as ccrs
 from carecircle.errors import InputError
 from carecircle.maps import labels as L
@@ -656,7 +656,7 @@ def _uncovered_layers(m, population, geoms, lab, cutoff_m) -> list[tuple[str, st
     """Per service, the population points outside its circle; ``geoms`` are the points as drawn.
 
     Whether a point is covered is read from the analysis' ``covered_<service>`` column
-    (:func:`carecircle.coverage.circle.covered`), never re-tested here. The dots take the colour
+    (:func:`carecircle.coverage.analysis.covered`), never re-tested here. The dots take the colour
     of the check they fail ("no day care within the circle" red), so a colour keeps one meaning.
     Returns legend rows (label, colour).
     """
@@ -669,7 +669,7 @@ def _uncovered_layers(m, population, geoms, lab, cutoff_m) -> list[tuple[str, st
         col = f"dist_{key}_m"
         if f"covered_{key}" not in population.columns and col not in population.columns:
             continue
-        mask = ~circle.covered(population, key, cutoff_m) & (weight > 0)
+        mask = ~covered(population, key, cutoff_m) & (weight > 0)
         if not mask.any():
             continue
         colour = CHECK_COLOURS.get(f"no_{key}", OTHER_CHECK_COLOURS[i % len(OTHER_CHECK_COLOURS)])

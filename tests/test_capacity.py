@@ -307,13 +307,13 @@ def test_report_chart_only_for_measured_services() -> None:
     streets = pd.DataFrame({"street": ["东街道", "西街道"], "supply_per_1000_elderly_meal": [12.5, 3.0],
                             "supply_demand_class_meal": ["over", "under"]})
     capacity = {"services": {"meal": {"balance_base": "city_mean", "balance_base_per_1000_elderly": 7.0}}}
-    lab = L.Labels("zh")
+    lab = L.Labels("zh", services={"meal": {"label_zh": "助餐点", "label_en": "meal point"}})
     try:
         find_cjk_font()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    url = balance_chart(streets, capacity, lab)
-    assert url.startswith("data:image/png;base64,")
+    png = balance_chart(streets, capacity, lab)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert balance_chart(streets.drop(columns="supply_demand_class_meal"), capacity, lab) is None
 
 

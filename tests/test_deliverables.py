@@ -21,7 +21,7 @@ from carecircle.maps import html as H
 from carecircle.maps import labels as L
 from carecircle.maps import planning_report as R
 from carecircle.maps.report_docx import docx_text
-from fixtures_maps import CRS, map_args, small_inputs
+from fixtures_maps import CRS, LABELS, map_args, small_inputs
 
 HAS_CJK = F.cjk_font_or_none() is not None
 NO_CJK = "no font that draws Chinese (Debian: apt-get install fonts-noto-cjk; .ci/run installs it)"
@@ -200,7 +200,7 @@ def books(tmp_path_factory):
     out = tmp_path_factory.mktemp("xlsx")
     tables = {"communities": d["communities"], "streets": d["streets"], "actions": d["actions"],
               "estates": _estates(d["communities"])}
-    written = E.write_tables(out, tables, services=d["services"])
+    written = E.write_tables(out, tables, labels=LABELS, services=d["services"])
     return {name: openpyxl.load_workbook(p["xlsx"]) for name, p in written.items()}, d
 
 
@@ -222,9 +222,9 @@ def test_xlsx_prints_and_reads(books):
     hh = _column(sheet, "户数")
     assert sheet.cell(2, hh).number_format == "#,##0" and isinstance(sheet.cell(2, hh).value, int)
     # Booleans and codes as words in a Chinese sheet.
-    flag = _column(sheet, L.Labels("zh").column("flag_no_day_care"))
+    flag = _column(sheet, L.Labels("zh", LABELS).column("flag_no_day_care"))
     assert {sheet.cell(r, flag).value for r in range(2, sheet.max_row + 1)} <= {"是", "否"}
-    worst = _column(sheet, L.Labels("zh").column("worst_check"))
+    worst = _column(sheet, L.Labels("zh", LABELS).column("worst_check"))
     words = {sheet.cell(r, worst).value for r in range(2, sheet.max_row + 1)}
     assert "达标" in words and not words & {"no_day_care", "no_meal", "space"}
     # Widths from content: the name column fits the longest name (CJK characters count double).
@@ -232,7 +232,7 @@ def test_xlsx_prints_and_reads(books):
     longest = max(2 * len(str(v)) for v in d["communities"]["name"])
     assert sheet.column_dimensions[openpyxl.utils.get_column_letter(name)].width >= longest
     est = wb["estates"]["estates"]
-    assert {est.cell(r, _column(est, L.Labels("zh").column("estate_class"))).value for r in (2, 3)} == {"新建", "已建"}
+    assert {est.cell(r, _column(est, L.Labels("zh", LABELS).column("estate_class"))).value for r in (2, 3)} == {"新建", "已建"}
 
 
 def test_streets_xlsx_has_a_coverage_chart_on_its_summary(books):
