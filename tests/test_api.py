@@ -39,10 +39,10 @@ def test_readme_example_finds_the_documented_gaps(tmp_path, monkeypatch, capsys,
 
 def test_names_resolve_to_the_stage_functions():
     from carecircle.coverage import analysis
-    from carecircle.layers import network
+    from carecircle.layers import osm
     from carecircle.maps import export
 
-    assert carecircle.read_osm is network.read_osm
+    assert carecircle.read_osm is osm.read_osm
     assert carecircle.analyse is analysis.analyse
     assert carecircle.write_geopackage is export.write_geopackage
     assert {"read_facilities", "analyse", "write_map", "run"} <= set(dir(carecircle))
