@@ -229,7 +229,7 @@ def walk_checks(config: RunConfig, profile: Profile, walk: Walk, inputs: Inputs,
         other_net = read_network(config.network, step_free=not config.network.step_free)
         other = analyse(replace(inputs, network=other_net), profile, walk, max_snap_m=config.network.max_snap_m,
                         min_component_nodes=config.network.min_component_nodes, polygons=False,
-                        lang=config.output.lang, log=lambda line: None)
+                        log=lambda line: None)
         runs = {config.network.step_free: (inputs.network, analysis), not config.network.step_free: (other_net, other)}
         out["step_free_comparison"] = {
             name: {
