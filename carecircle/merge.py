@@ -74,7 +74,8 @@ def merge_batch(out: Path, done: list[tuple[str, Path]], *, failed: list[dict], 
             continue  # a halo facility's rings are drawn in several tiles; each tile's map has them
         parts = [_read_layer(folder / f"{layer}.gpkg", name, tiled) for name, folder in done if (folder / f"{layer}.gpkg").is_file()]
         if parts:
-            layers[layer] = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=PROVINCE_CRS)
+            layers[layer] = _arrow_ready(gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry",
+                                                          crs=PROVINCE_CRS))
             layers[layer].to_parquet(out / f"{layer}.parquet")
             written.append(f"{layer}.parquet")
     if layers:
@@ -118,6 +119,23 @@ def _rerank(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     ordered = frame.iloc[_sort_actions(num)["_row"].to_numpy()].reset_index(drop=True)
     ordered["rank"] = [str(i) for i in range(1, len(ordered) + 1)]
     return ordered
+
+
+_BOOL_TEXT = {"True": True, "False": False, "true": True, "false": False}
+
+
+def _arrow_ready(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One type per column for GeoParquet: a run whose flag column held a missing value wrote it
+    as text (``"True"``/``"False"``) to its GeoPackage, another as booleans."""
+    for col in gdf.columns.drop(gdf.geometry.name):
+        if gdf[col].dtype != object:
+            continue
+        values = gdf[col].dropna()
+        if values.map(lambda v: isinstance(v, bool) or v in _BOOL_TEXT).all():
+            gdf[col] = gdf[col].map(lambda v: _BOOL_TEXT.get(v, v) if isinstance(v, str) else v).astype("boolean")
+        elif values.map(type).nunique() > 1:
+            gdf[col] = gdf[col].astype("string")
+    return gdf
 
 
 def _read_layer(path: Path, name: str, tiled: bool) -> gpd.GeoDataFrame:

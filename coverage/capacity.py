@@ -453,5 +453,7 @@ def join_capacity(result: CapacityResult, facilities: pd.DataFrame, communities:
     names = result.streets.assign(street=result.streets["street"].astype(streets["street"].dtype))
     # The places used replace a capacity_<service> input column of the same name.
     facilities = facilities.drop(columns=[c for c in result.facilities.columns if c in facilities.columns])
-    return (pd.concat([facilities, result.facilities], axis=1), pd.concat([communities, result.communities], axis=1),
+    # Row by row, whatever the tables' index (a tile's rows keep the labels of the whole run's).
+    return (pd.concat([facilities, result.facilities.set_axis(facilities.index)], axis=1),
+            pd.concat([communities, result.communities.set_axis(communities.index)], axis=1),
             streets.merge(names, on="street", how="left"))

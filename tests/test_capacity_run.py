@@ -104,10 +104,11 @@ def test_supply_per_1000_elderly_equals_pysal_per_community(run, reference) -> N
     want = 1000 * num / den
     com = pd.read_csv(run["out"] / "communities.csv", encoding="utf-8-sig")
     assert (den > 0).all()  # every sample community has elderly
-    np.testing.assert_allclose(com["supply_per_1000_elderly_meal"].to_numpy(), want, rtol=1e-9)
+    # The tables carry 4 decimals.
+    np.testing.assert_allclose(com["supply_per_1000_elderly_meal"].to_numpy(), want, rtol=0, atol=5e-5)
     np.testing.assert_array_equal(com["no_capacity_in_reach_meal"].to_numpy(bool), want == 0)
     city = 1000 * float(ref["elderly"] @ ref["access"]) / ref["elderly"].sum()
-    assert run["summary"]["capacity"]["services"]["meal"]["supply_per_1000_elderly_city"] == pytest.approx(city, rel=1e-9)
+    assert run["summary"]["capacity"]["services"]["meal"]["supply_per_1000_elderly_city"] == pytest.approx(city, abs=5e-5)
 
 
 def test_load_and_allocation_add_up(run, reference) -> None:
@@ -115,8 +116,8 @@ def test_load_and_allocation_add_up(run, reference) -> None:
     cost, elderly = reference["cost"], reference["elderly"]
     in_catch = cost.groupby("dest")["origin"].apply(lambda o: elderly[o.to_numpy()].sum())
     got = fac.set_index("fid").loc[in_catch.index]
-    np.testing.assert_allclose(got["elderly_in_catchment_meal"], in_catch.to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(got["load_meal"], in_catch.to_numpy() / got["capacity_meal"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(got["elderly_in_catchment_meal"], in_catch.to_numpy(), rtol=0, atol=0.5)
+    np.testing.assert_allclose(got["load_meal"], in_catch.to_numpy() / got["capacity_meal"].to_numpy(), rtol=0, atol=5e-3)
     served = fac["served_meal"].fillna(0).to_numpy()
     assert (served <= fac["capacity_meal"].fillna(0).to_numpy() + 1e-9).all()
     s = run["summary"]["capacity"]["services"]["meal"]
@@ -133,7 +134,7 @@ def test_street_classes_follow_the_thresholds(run) -> None:
     streets = pd.read_csv(run["out"] / "streets.csv", encoding="utf-8-sig")
     city = run["summary"]["capacity"]["services"]["meal"]["supply_per_1000_elderly_city"]
     ratio = streets["supply_per_1000_elderly_meal"] / city
-    np.testing.assert_allclose(streets["supply_demand_ratio_meal"], ratio, rtol=1e-12)
+    np.testing.assert_allclose(streets["supply_demand_ratio_meal"], ratio, rtol=0, atol=5e-4)
     lo, hi = profile.capacity.balance.under_below, profile.capacity.balance.over_above
     want = np.where(ratio < lo, "under", np.where(ratio > hi, "over", "balanced"))
     assert streets["supply_demand_class_meal"].tolist() == want.tolist()
