@@ -484,11 +484,14 @@ def column_kind(column: str, values: pd.Series) -> str:
         return "people"
     if c == "score":
         return "score"
+    if c in ("lon", "lat") or c.startswith(("lon_", "lat_")):
+        return "degrees"  # a site's coordinates: 4 decimals would move it by up to 10 m
     return "number"
 
 
-#: Decimals kept per kind in CSV, summary.json and DBF (metres 0.1 m, shares 4 decimals).
-DECIMALS = {"share": 4, "metres": 1, "area": 1, "people": 1, "score": 1, "number": 4}
+#: Decimals kept per kind in CSV, summary.json and DBF (metres 0.1 m, shares 4 decimals,
+#: degrees 7 decimals ≈ 1 cm).
+DECIMALS = {"share": 4, "metres": 1, "area": 1, "people": 1, "score": 1, "number": 4, "degrees": 7}
 
 
 def rounded(frame: pd.DataFrame) -> pd.DataFrame:
