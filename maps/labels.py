@@ -702,3 +702,19 @@ def follow_circle(labels: Mapping[str, tuple[str, str]], profile_minutes: float,
     """
     rewrite = circle_rewriter(profile_minutes, minutes, distance_m)
     return {k: (rewrite(zh), rewrite(en)) for k, (zh, en) in labels.items()}
+
+
+# ----------------------------------------------------------------------------- walking speeds (issue 12)
+# The report's sensitivity and step-free tables (summary.json speed_sensitivity / step_free_comparison).
+TEXT.update({
+    "speed_sensitivity": ("步速敏感性（老年人步行较慢时的覆盖率）", "Walking-speed sensitivity (coverage for slower walkers)"),
+    "step_free_comparison": ("无障碍路网对比（不含台阶）", "Step-free network compared (no steps)"),
+    "network_standard": ("常规步行路网", "walk network as configured"),
+    "network_step_free": ("无障碍路网", "step-free network"),
+})
+COLUMN_LABELS.update({
+    "preset": ("步速设定", "speed preset"), "speed_kmh": ("步速（km/h）", "speed (km/h)"),
+    "source": ("依据", "source"), "distance_m": ("步行距离（米）", "walk distance (m)"),
+    "network_kind": ("路网", "network"),
+})
+

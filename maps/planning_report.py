@@ -579,6 +579,7 @@ def report_blocks(*, streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, a
     if cov:
         frame = pd.DataFrame([{"service": lab.service(k), **v} for k, v in cov.items() if isinstance(v, Mapping)])
         blocks.append(("table", frame, ["service", "population_covered_share", "elderly_covered_share"]))
+    blocks += _walk_blocks(summary, circle, lab)
     if not charts:
         blocks.append(("note", lab.text("no_cjk_font")))
     elif len(communities):
@@ -614,6 +615,26 @@ def report_blocks(*, streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, a
             blocks += site_blocks(sites[sites["street"].astype(str) == str(name)], lab)
         blocks.append(("h3", lab.text("actions")))
         blocks.append(("actions", acts) if len(acts) else ("note", lab.text("no_actions")))
+    return blocks
+
+
+def _walk_blocks(summary: Mapping, circle: list[str], lab: L.Labels) -> list[tuple]:
+    """The walking-speed sensitivity and the step-free comparison, when the run asked for them."""
+    blocks: list[tuple] = []
+    sens = summary.get("speed_sensitivity")
+    if isinstance(sens, Mapping) and sens.get("rows"):
+        rows = [{"preset": r.get("preset"), "speed_kmh": r.get("speed_kmh"), "distance_m": r.get("distance_m"),
+                 **{f"elderly_covered_share_{s}": (r.get("services") or {}).get(s, {}).get("elderly_covered_share")
+                    for s in circle}, "source": r.get("source")} for r in sens["rows"]]
+        frame = pd.DataFrame(rows)
+        blocks += [("h3", lab.text("speed_sensitivity")), ("table", frame, list(frame.columns))]
+    both = summary.get("step_free_comparison")
+    if isinstance(both, Mapping) and both:
+        rows = [{"network_kind": lab.text(f"network_{name}"), **{f"elderly_covered_share_{s}": (part.get("services") or {}).get(s, {})
+                                          .get("elderly_covered_share") for s in circle}}
+                for name, part in both.items() if isinstance(part, Mapping)]
+        frame = pd.DataFrame(rows)
+        blocks += [("h3", lab.text("step_free_comparison")), ("table", frame, list(frame.columns))]
     return blocks
 
 
