@@ -109,6 +109,14 @@ def _rerank(table: str, frame: pd.DataFrame) -> pd.DataFrame:
 
     num = frame.copy()
     if table == "streets":
+        from carecircle.coverage.scorecards import kind_shares
+
+        # The shares per kind of place are region-wide: recomputed from every tile's places.
+        for col in [c for c in frame.columns if c.startswith("meets_") and f"kind_share_{c[6:]}" in frame.columns]:
+            key = col[len("meets_"):]
+            meets = frame[col].str.lower().map({"true": True, "false": False, "1.0": True, "0.0": False, "": None})
+            share = kind_shares(pd.DataFrame({"street_kind": frame["street_kind"], col: meets}), key)
+            frame[f"kind_share_{key}"] = share.round(4).astype(str).replace("nan", "")
         score = pd.to_numeric(num["score"], errors="coerce")
         frame["rank"] = score.rank(method="min", ascending=False).astype("Int64").astype(str).replace("<NA>", "")
         order = pd.DataFrame({"rank": score.rank(method="min", ascending=False), "street": frame["street"]})

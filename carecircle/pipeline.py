@@ -587,7 +587,8 @@ def run(config: RunConfig, out_dir: str | Path, *, lang: str | None = None, base
             summary["inputs"]["candidates"] = siting.report.to_dict()
             summary["siting"] = _jsonable(siting.plan.summary)
         if clip is not None:
-            summary["tile"] = clip.record
+            summary["tile"] = {**clip.record, "capacity": "per tile: demand across the tile's border is not shared "
+                                                          "(exact for an untiled run only)"}
         files = write_outputs(
             tmp, config, profile, walk, inputs, analysis, summary,
             lang=lang, basemap=basemap or config.output.basemap,

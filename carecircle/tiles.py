@@ -47,9 +47,11 @@ Let ``L`` be the search limit (``walk.distance_m × REPORT_LIMIT_FACTOR``, 3 × 
 
 Limits (documented, not silently wrong): ties between two facilities at exactly the same
 walk may name a different nearest facility (the distance is the same); two edges exactly
-equidistant from a point may snap differently; a measure that depends on the population
-*around a facility* (capacity, 2SFCA) would need a halo of ``2 L`` with the halo's
-population, which no output uses today. Tiles save memory and time in the analysis (graph,
+equidistant from a point may snap differently; the capacity measures (2SFCA supply, facility
+load, the nearest-first allocation: :mod:`carecircle.coverage.capacity`) depend on the demand
+*around each facility*, across tile borders, so a tile computes them from its own core's
+elderly only — exact away from the borders, not at them (each tile's summary.json says so
+under ``tile.capacity``; run untiled for exact capacity figures). Tiles save memory and time in the analysis (graph,
 snapping, searches, polygons, outputs); each still reads the whole input files.
 """
 

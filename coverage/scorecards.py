@@ -170,9 +170,9 @@ def street_scorecard(communities: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
         # The share of places of the same kind (with communities) meeting the rule, as the
         # plans count it (SJZ: 乡镇 60 %); NaN where the rule is not asked or not checked.
         asked = out[f"scope_{key}"].isin(["every", "share"]) & (out["communities"] > 0)
-        meets = pd.Series(count >= rule.min_count, index=out.index)[asked]
-        by_kind = meets.groupby(out.loc[asked, "street_kind"].astype(str)).mean()
-        out[f"kind_share_{key}"] = out["street_kind"].astype(str).map(by_kind).where(asked)
+        # ``meets_<key>`` lets a region merged from tiles recompute the shares (carecircle.merge).
+        out[f"meets_{key}"] = pd.Series(count >= rule.min_count, index=out.index).where(asked)
+        out[f"kind_share_{key}"] = kind_shares(out, key)
     if "flag_no_street_centre" not in out.columns:
         out["flag_no_street_centre"] = False
         out["scope_no_street_centre"] = ""
@@ -362,3 +362,25 @@ def city_results(city: dict, profile: Profile) -> pd.DataFrame:
                          "source": sc["source"], "target_year": sc["target_year"], "nearest_facility": pd.NA,
                          "nearest_facility_m": np.nan, "facilities_unknown_area": ""})
     return pd.DataFrame(rows)
+
+
+def kind_shares(streets: pd.DataFrame, key: str) -> pd.Series:
+    """Per sub-district, the share of the places of its kind that meet rule ``key``
+    (``meets_<key>``; NaN where the rule is not asked), as the plans count it (SJZ: 乡镇 60 %).
+
+    Parameters
+    ----------
+    streets : pandas.DataFrame
+        ``street_kind`` and ``meets_<key>`` (True / False / NaN).
+    key : str
+
+    Returns
+    -------
+    pandas.Series
+    """
+    meets = streets[f"meets_{key}"]
+    asked = meets.notna()
+    kind = streets["street_kind"].astype(str)
+    by_kind = meets[asked].astype(bool).groupby(kind[asked]).mean()
+    return kind.map(by_kind).where(asked)
+

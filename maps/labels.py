@@ -519,6 +519,7 @@ def column_labels(lang: str, profile: Profile, cutoff_m: float | None = None) ->
     for key, w in words.items():
         out[f"flag_{key}"] = w["label"][i]
         out[f"scope_{key}"] = ("考核方式：" + w["label"][0]) if i == 0 else f"how asked: {w['label'][1]}"
+        out[f"meets_{key}"] = ("达标：" + w["standard"][0]) if i == 0 else f"meets: {w['standard'][1]}"
         out[f"kind_share_{key}"] = ("同类达标比例：" + w["label"][0]) if i == 0 else f"share of its kind meeting: {w['label'][1]}"
     for key, rule in profile.presence.items():
         out[f"n_{key}"] = ("社区内" if i == 0 else "inside: ") + ("或".join if i == 0 else " or ".join)(
