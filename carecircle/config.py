@@ -88,6 +88,7 @@ class FacilitiesConfig(_Section):
     type: str | None = None
     floor_area: str | None = None
     beds: str | None = None
+    nursing_beds: str | None = None
     #: Places per day (服务能力), the capacity measures' supply (coverage/capacity.py): one column
     #: for every service, or per service (``{meal: 日供餐量, day_care: 托位}``).
     capacity: str | dict[str, str] | None = None
@@ -97,7 +98,7 @@ class FacilitiesConfig(_Section):
     auto_fix: bool = False
 
     def columns(self) -> dict[str, str]:
-        keys = ("x", "y", "name", "type", "floor_area", "beds", "address")
+        keys = ("x", "y", "name", "type", "floor_area", "beds", "nursing_beds", "address")
         out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
         if isinstance(self.capacity, dict):
             out.update({f"capacity_{s}": col for s, col in self.capacity.items()})

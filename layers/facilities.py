@@ -38,6 +38,8 @@ COLUMN_CANDIDATES: dict[str, list[str]] = {
     "address": ["地址", "详细地址", "address", "addr"],
     "floor_area": ["建筑面积", "面积", "用房面积", "floor_area", "floorarea", "area_m2"],
     "beds": ["床位数", "床位", "beds", "bed"],
+    # 护理型床位: the plans' nursing-bed share (KS > 95 %, RG 75 %, WX 70 %, TX 60 %, SJZ ≥ 55 %).
+    "nursing_beds": ["护理型床位数", "护理型床位", "护理床位数", "护理床位", "nursing_beds", "nursing beds"],
     # Places per day, any service (coverage/capacity.py reads it).
     "capacity": ["服务能力", "容量", "capacity", "places"],
 }
@@ -47,7 +49,7 @@ SERVICE_CAPACITY_CANDIDATES: dict[str, list[str]] = {
     "meal": ["日供餐量", "供餐能力", "供餐量", "餐位数", "餐位", "meals", "seats"],
     "day_care": ["托位数", "托位", "日托人数"],
 }
-COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds", "capacity"}
+COLUMN_KEYS = {"x", "y", "name", "type", "address", "floor_area", "beds", "nursing_beds", "capacity"}
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "有", "√", "✓", "✔", "对"}
 _FALSE = {"0", "false", "no", "n", "f", "否", "无", "没有", "×", "✗"}
@@ -132,6 +134,8 @@ def read_facilities(
 
     candidates = {**COLUMN_CANDIDATES, **{f"capacity_{k}": SERVICE_CAPACITY_CANDIDATES.get(k, []) for k in keywords}}
     found = {k: find_column(df, cands, key=k, path=path, required=False, given=columns.get(k)) for k, cands in candidates.items()}
+    if found["beds"] is not None and found["beds"] == found["nursing_beds"] and "beds" not in columns:
+        found["beds"] = None  # 床位 matched inside 护理型床位数: the nursing beds are not all the beds
     detected = [f"{k}={c!r}" for k, c in found.items() if c is not None and k not in columns]
     if detected:
         report.notes.append("columns detected: " + ", ".join(detected))
@@ -141,6 +145,7 @@ def read_facilities(
     address = text_column(df, found["address"])
     floor_area = non_negative(df, found["floor_area"], report=report, label="floor area")
     beds = non_negative(df, found["beds"], report=report, label="beds")
+    nursing_beds = non_negative(df, found["nursing_beds"], report=report, label="nursing beds")
     capacity = non_negative(df, found["capacity"], report=report, label="capacity")
     service_capacity = {k: non_negative(df, found[k], report=report, label=k)
                         for k in candidates if k.startswith("capacity_") and found[k] is not None}
@@ -169,6 +174,7 @@ def read_facilities(
             "address": address[ok].fillna("").to_numpy(),
             "floor_area_m2": floor_area[ok],
             "beds": beds[ok],
+            **({"nursing_beds": nursing_beds[ok]} if found["nursing_beds"] is not None else {}),
             "capacity": capacity[ok],
             **{k: v[ok] for k, v in service_capacity.items()},
             **{s: v[ok] for s, v in flags.items()},
