@@ -715,7 +715,7 @@ TEXT.update({
 })
 COLUMN_LABELS.update({
     "preset": ("步速设定", "speed preset"), "speed_kmh": ("步速（km/h）", "speed (km/h)"),
-    "source": ("依据", "source"), "distance_m": ("步行距离（米）", "walk distance (m)"),
+    "distance_m": ("步行距离（米）", "walk distance (m)"),
     "network_kind": ("路网", "network"),
 })
 
