@@ -154,8 +154,8 @@ def main() -> None:
         f"## Batch runs and tiles (`bench/batch.py`, {date.today().isoformat()})",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"**shared with other developers while measured** (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        "at the end): the times are upper bounds, the 2-worker speed-up is the number most disturbed.",
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end (a load near the core count or above "
+        "disturbs the 2-worker speed-up most).",
         f"Command: `.venv/bin/python bench/batch.py --districts {args.districts} --large {args.large} "
         f"--large-nodes {args.large_nodes} --region-nodes {args.region_nodes} --tile-m {args.tile_m:g}`. "
         "Outputs: tables and GeoPackages (no map, polygons or package).",

@@ -370,8 +370,8 @@ def goals_section(repeats: int) -> list[str]:
     load_start = os.getloadavg()
     g = run_goals(repeats)
     section = goals_report(g, f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    section[2:2] = [f"Machine: {mach['nproc']} cores, {mach['cpu']}, {mach['ram_gb']} GB RAM, shared with other "
-                    f"developers' jobs while this ran. Date: {mach['date']}.", ""]
+    # The load averages in the section say how quiet the machine was.
+    section[2:2] = [f"Machine: {mach['nproc']} cores, {mach['cpu']}, {mach['ram_gb']} GB RAM. Date: {mach['date']}.", ""]
     return section
 
 
