@@ -139,6 +139,8 @@ def _report(summary: dict, out: Path, gaps: int = 8) -> None:
         # The first few, community- and 街道-level alike, in the action list's order.
         for _, a in acts.head(gaps).iterrows():
             where = a["community"] if isinstance(a.get("community"), str) else f"{a['street']}（全街道）"
+            if isinstance(a.get("estate"), str) and a["estate"]:
+                where = f"{where} · {a['estate']}"
             what = a.get("check_label") if isinstance(a.get("check_label"), str) else a.get("check")
             _say(f"    {a['street']} · {where}: {what}")
     for name, what in OUTPUTS_SHOWN:

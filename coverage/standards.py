@@ -267,11 +267,28 @@ def check_communities(indicators: gpd.GeoDataFrame, profile: Profile) -> gpd.Geo
     return com
 
 
+def _name_pooled_estates(fails: pd.DataFrame, estates: pd.DataFrame) -> pd.DataFrame:
+    """Name, on a community's pooled ``space`` row, the 小区 short of space in it (the row's
+    numbers stay the pool's: the plan pools, but the bureau acts on named estates)."""
+    short = estates[~estates["per_estate"].astype(bool) & estates["flag_space"].astype(bool)]
+    if not len(short):
+        return fails
+    names = short.groupby(["community", "street"])["estate"].agg(lambda e: "、".join(map(str, e)))
+    space = (fails["check"] == "space") & fails["estate"].isna()
+    keys = pd.MultiIndex.from_frame(fails.loc[space, ["community", "street"]].astype("string"))
+    named = pd.Series(keys.map(lambda k: names.get(k, pd.NA)), index=fails.index[space], dtype="string")
+    out = fails.copy()
+    out["estate"] = out["estate"].astype("string")
+    out.loc[space, "estate"] = named
+    return out
+
+
 def _estate_rows(fails: pd.DataFrame, com: pd.DataFrame, estates: pd.DataFrame | None) -> pd.DataFrame:
     """Split each community ``space`` row into one per failing 小区 checked estate by estate
     (its own required, provided and shortfall), keeping a community row for the pooled rest."""
     if estates is None or not len(estates) or not len(fails):
         return fails
+    fails = _name_pooled_estates(fails, estates)
     own = estates[estates["per_estate"].astype(bool) & estates["flag_space"].astype(bool)]
     space = fails["check"] == "space"
     if not len(own) or not space.any():

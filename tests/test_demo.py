@@ -63,6 +63,10 @@ def test_documented_gaps_found_and_nothing_else(demo) -> None:
     assert len(actions) >= len(expected) + len(no_centre)
     # Nothing else fails, is unverified or reported: the three gaps are the whole action list.
     assert sorted(actions["check"]) == sorted(g.check for g in sample.gaps) and set(actions["verdict"]) == {"未达标"}
+    # The 问题清单 names the failing 小区 (Wuxi pools per community, the row names its estate).
+    space_gap = next(g for g in sample.gaps if g.check == "space")
+    row = actions[actions["check"] == "space"].iloc[0]
+    assert (row["estate"], row["community"], row["street"]) == (space_gap.estate, space_gap.community, space_gap.street)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["inputs"]["facilities"]["unmatched"] == []  # every sample facility is some service
     # Wuxi's 区域性助餐中心 tier is in no sample facility: not checked, and said so.
