@@ -44,6 +44,19 @@ def sample_district(tmp_path_factory) -> SampleDistrict:
     return generate_sample(tmp_path_factory.mktemp("sample") / "input")
 
 
+def jittered_grid(k: int, rng: np.random.Generator, *, jitter_m: float, drop: float, bend: bool = False) -> SimpleNamespace:
+    """A k × k street grid 60 m apart, nodes jittered by ``jitter_m``, a share ``drop`` of the
+    edges removed at random; ``bend`` puts one interior vertex on every east-west edge."""
+    ij = np.array([(i, j) for i in range(k) for j in range(k)])
+    xy = ij * 60.0 + rng.normal(0, jitter_m, ij.shape)
+    idx = {tuple(p): n for n, p in enumerate(ij)}
+    edges = [(idx[(i, j)], idx[(i + 1, j)], []) for i in range(k - 1) for j in range(k)]
+    edges += [(idx[(i, j)], idx[(i, j + 1)], [(i * 60 + 20, j * 60 + 30)] if bend else [])
+              for i in range(k) for j in range(k - 1)]
+    keep = rng.random(len(edges)) > drop
+    return make_network(xy, [e for e, kk in zip(edges, keep) if kk])
+
+
 def make_network(xy, edges) -> SimpleNamespace:
     """A Network-shaped object: ``edges`` is a list of (u, v, [interior vertices])."""
     xy = np.asarray(xy, dtype=float)

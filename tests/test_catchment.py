@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
-from conftest import make_network, path3
+from conftest import jittered_grid, make_network, path3
 from test_reach import random_case, reference
 
 from carecircle.coverage.catchment import catchment_matrix, covers
@@ -81,14 +81,7 @@ def test_three_node_path_by_hand():
 def test_grid_many_sources_over_tiles():
     """Enough sources and a small cut-off that the search runs on several spatial crops."""
     rng = np.random.default_rng(3)
-    k = 14
-    ij = np.array([(i, j) for i in range(k) for j in range(k)])
-    xy = ij * 60.0 + rng.normal(0, 6, ij.shape)
-    idx = {tuple(p): n for n, p in enumerate(ij)}
-    edges = [(idx[(i, j)], idx[(i + 1, j)], []) for i in range(k - 1) for j in range(k)]
-    edges += [(idx[(i, j)], idx[(i, j + 1)], []) for i in range(k) for j in range(k - 1)]
-    keep = rng.random(len(edges)) > 0.1
-    net = make_network(xy, [e for e, kk in zip(edges, keep) if kk])
+    net = jittered_grid(14, rng, jitter_m=6, drop=0.1)
     src = shapely.points(rng.uniform(0, 780, (150, 2)))
     tgt = shapely.points(rng.uniform(-20, 800, (300, 2)))
     _, _, _, m = check(net, src, tgt, 130.0, 40.0)

@@ -14,7 +14,7 @@ import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from conftest import make_network, path3
+from conftest import jittered_grid, make_network, path3
 
 from carecircle.coverage.graph import build_graph
 from carecircle.coverage.reach import nearest_distance
@@ -218,14 +218,7 @@ def test_random_graphs_match_networkx(case):
 
 def test_grid_many_points_match_networkx():
     rng = np.random.default_rng(7)
-    k = 8
-    ij = np.array([(i, j) for i in range(k) for j in range(k)])
-    xy = ij * 60.0 + rng.normal(0, 8, ij.shape)
-    idx = {tuple(p): n for n, p in enumerate(ij)}
-    edges = [(idx[(i, j)], idx[(i + 1, j)], []) for i in range(k - 1) for j in range(k)]
-    edges += [(idx[(i, j)], idx[(i, j + 1)], [(i * 60 + 20, j * 60 + 30)]) for i in range(k) for j in range(k - 1)]
-    keep = rng.random(len(edges)) > 0.15
-    net = make_network(xy, [e for e, kk in zip(edges, keep) if kk])
+    net = jittered_grid(8, rng, jitter_m=8, drop=0.15, bend=True)
     src = shapely.points(rng.uniform(-20, 440, (12, 2)))
     tgt = shapely.points(rng.uniform(-80, 500, (400, 2)))
     _, sources, targets, dist, _ = check_against_reference(net, src, tgt, 250.0, 40.0)
