@@ -269,7 +269,7 @@ class ScenarioConfig(_Section):
 class CandidateGenerate(_Section):
     """Candidates spread along the walk network."""
 
-    spacing_m: float = Field(100.0, gt=0)
+    spacing_m: float = Field(100.0, ge=1, le=10_000)
 
 
 class CandidatesConfig(_Section):
@@ -298,12 +298,12 @@ class SitingConfig(_Section):
     service: str
     candidates: CandidatesConfig
     objective: Literal["max_coverage", "min_sites"] = "max_coverage"
-    new_sites: int | None = Field(None, ge=0)
+    new_sites: int | None = Field(None, ge=0, le=10_000)
     target_share: float | None = Field(None, ge=0, le=1)
     weight: Literal["communities", "elderly", "population"] = "communities"
-    time_limit_s: float = Field(60.0, gt=0)
-    capacity: float | None = Field(None, gt=0)
-    floor_area: float | None = Field(None, ge=0)
+    time_limit_s: float = Field(60.0, gt=0, le=86_400)
+    capacity: float | None = Field(None, gt=0, le=1e7)
+    floor_area: float | None = Field(None, ge=0, le=1e7)
 
     @model_validator(mode="after")
     def _objective_needs(self) -> "SitingConfig":

@@ -112,3 +112,21 @@ def test_walk_distance_and_rings(folder: Path) -> None:
     walk = resolve_walk(parse_config(data, path=folder / "run.yaml"), wuxi)
     assert walk.distance_m == 1200 and walk.minutes is None
     assert walk.rings_m == pytest.approx([400.0, 800.0, 1200.0])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("time_limit_s", 1e308), ("time_limit_s", 0), ("new_sites", 10**6), ("capacity", 1e12), ("floor_area", -1)],
+)
+def test_siting_numbers_are_in_range(folder: Path, key: str, value) -> None:
+    data = yaml.safe_load(PUBLIC_FORM)
+    data["siting"] = {"service": "meal", "candidates": {"generate": {"spacing_m": 100}}, "new_sites": 3, key: value}
+    with pytest.raises(InputError, match=rf"siting\.{key}"):
+        parse_config(data, path=folder / "run.yaml")
+
+
+def test_generated_candidate_spacing_is_in_range(folder: Path) -> None:
+    data = yaml.safe_load(PUBLIC_FORM)
+    data["siting"] = {"service": "meal", "candidates": {"generate": {"spacing_m": 0.001}}, "new_sites": 3}
+    with pytest.raises(InputError, match=r"siting\.candidates\.generate\.spacing_m"):
+        parse_config(data, path=folder / "run.yaml")
