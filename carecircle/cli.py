@@ -229,12 +229,13 @@ def demo(
     from carecircle.layers.sample import generate_sample
     from carecircle.pipeline import run as run_pipeline
 
-    inputs = out.parent / f"{out.name}-input"
-    sample = generate_sample(inputs, seed=seed)
+    from carecircle import outdir
+
+    inputs = outdir.write_folder(out.parent / f"{out.name}-input", lambda tmp: generate_sample(tmp, seed=seed), log=_log)
     _log(f"样例片区 sample district → {inputs}")
     # The demo's map must open anywhere, intranet included: JS and CSS inlined.
     with _Progress() as progress:
-        summary = run_pipeline(load_config(sample.config), out, lang=_choice(lang, ("zh", "en"), "--lang"),
+        summary = run_pipeline(load_config(inputs / "config.yaml"), out, lang=_choice(lang, ("zh", "en"), "--lang"),
                                offline=True, log=progress)
     _report(summary, out)
 
@@ -244,11 +245,15 @@ def sample(
     out: Path = typer.Argument(..., help="Folder to write the sample inputs and config.yaml into."),
     seed: int = typer.Option(20261122, help="Seed of the generator."),
 ) -> None:
-    """Write the sample district's input files (OSM, raster, CSV, GeoPackages, config.yaml)."""
+    """Write the sample district's input files (OSM, raster, CSV, GeoPackages, config.yaml).
+
+    OUT must be new, empty or an earlier sample folder: nothing of yours is overwritten.
+    """
+    from carecircle import outdir
     from carecircle.layers.sample import generate_sample
 
-    s = generate_sample(out, seed=seed)
-    _say(f"sample district → {out}; run it with: carecircle run {s.config} --out out/sample")
+    folder = outdir.write_folder(out, lambda tmp: generate_sample(tmp, seed=seed), log=_log)
+    _say(f"sample district → {out}; run it with: carecircle run {folder / 'config.yaml'} --out out/sample")
 
 
 @app.command()
@@ -283,13 +288,17 @@ def compare(
     """What changes from the first run to each other: communities newly covered, shortfalls closed, per-street deltas."""
     from rich.table import Table
 
+    from carecircle import outdir
     from carecircle.compare import compare_many, runs_overview, write_comparison
 
     lang = _choice(lang, ("zh", "en"), "--lang")
     results = compare_many(runs)
     overview = runs_overview(runs)
-    target = out or (runs[-1] / "compare")
-    write_comparison(results if len(results) > 1 else results[0], target, lang=lang, overview=overview)
+    # Written like a run's outputs; the compared runs themselves are never replaced.
+    target = outdir.write_folder(out or (runs[-1] / "compare"),
+                                 lambda tmp: write_comparison(results if len(results) > 1 else results[0], tmp,
+                                                              lang=lang, overview=overview),
+                                 inputs=[r / "summary.json" for r in runs], log=_log)
     # Short headers: the table must fit an 80-column console (the XLSX has the full ones).
     short = {"run": "方案 run", "communities_flagged": "问题社区 flagged", "space_shortfall_m2": "用房缺口 m²"}
     table = Table(*[short.get(c, c.replace("elderly_covered_share_", "老年人覆盖 ")) for c in overview.columns],

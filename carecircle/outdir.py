@@ -88,7 +88,8 @@ def _foreign_files(folder: Path, listed: set[str]) -> list[str]:
         rel = p.relative_to(folder).as_posix()
         if p.is_dir() and not p.is_symlink():
             continue
-        if rel in listed or rel in (MARKER, "summary.json") or rel.startswith(f"{COMPARE_DIR}/compare."):
+        if rel in listed or rel in (MARKER, "summary.json", f"{COMPARE_DIR}/{MARKER}") \
+                or rel.startswith(f"{COMPARE_DIR}/compare."):
             continue
         out.append(rel)
     return out
@@ -330,3 +331,34 @@ def commit(tmp: Path, target: Path, files: Iterable[str], *, config_file: Path |
             shutil.rmtree(aside)
         else:
             aside.rmdir()  # the empty folder the user named
+
+
+def write_folder(out: str | os.PathLike, write: Callable[[Path], object], *,
+                 config_file: Path | None = None, inputs: Iterable[Path] = (), log: Log = print) -> Path:
+    """Write a whole folder the way a run does: checked, staged, then moved into place.
+
+    For the folders that are not a run's ``--out`` — ``carecircle sample DIR``, the demo's
+    input folder, ``compare --out`` — so none of them overwrites a file carecircle did not write.
+
+    Parameters
+    ----------
+    out : path-like
+        The folder as the user named it (see :func:`check_target`).
+    write : callable
+        Called with the staging folder and writes into it; every file there is then listed
+        in the marker as this folder's own.
+    config_file, inputs
+        Protected places, as for :func:`check_target`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder written, absolute.
+    """
+    inputs = list(inputs)
+    target = check_target(out, config_file=config_file, inputs=inputs)
+    with staging(target, log) as tmp:
+        write(tmp)
+        files = [f.relative_to(tmp).as_posix() for f in tmp.rglob("*") if f.is_file() and f.name != MARKER]
+        commit(tmp, target, files, config_file=config_file, inputs=inputs)
+    return target

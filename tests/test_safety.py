@@ -129,6 +129,45 @@ def test_new_empty_and_earlier_outputs_are_accepted(tmp_path) -> None:
         outdir.check_target(old)
 
 
+def test_sample_never_overwrites_a_planners_folder(tmp_path) -> None:
+    mine = tmp_path / "项目资料"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("profile: wuxi  # 我的配置", encoding="utf-8")
+    before = _tree(mine)
+    err = assert_one_line_error(cli("sample", mine), str(mine), "not a carecircle output", "config.yaml")
+    assert "nothing was deleted" in err
+    assert _tree(mine) == before
+    # A new folder is written whole and marked; writing it again replaces only what it wrote.
+    fresh = tmp_path / "样例"
+    assert cli("sample", fresh).returncode == 0
+    listed = json.loads((fresh / outdir.MARKER).read_text(encoding="utf-8"))["files"]
+    assert sorted(listed) == sorted(k for k in _tree(fresh) if k != outdir.MARKER)
+    assert {"config.yaml", "district.osm", "facilities.csv", "population.tif"} <= set(listed)
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert cli("sample", fresh).returncode == 0
+    (fresh / "备注.txt").write_text("mine", encoding="utf-8")
+    assert_one_line_error(cli("sample", fresh), "备注.txt")
+    assert (fresh / "备注.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_compare_out_never_replaces_a_run_it_reads(earlier_run, tmp_path) -> None:
+    _, first = earlier_run
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(first, a)
+    shutil.copytree(first, b)
+    before = _tree(a)
+    assert_one_line_error(cli("compare", a, b, "--out", a), str(a), "nothing was deleted")
+    assert _tree(a) == before
+    assert_one_line_error(cli("compare", a, b, "--out", tmp_path), "nothing was deleted")
+    # The default, B/compare, twice; B stays an output a run may replace.
+    for _ in range(2):
+        proc = cli("compare", a, b)
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (b / "compare").iterdir()) == [outdir.MARKER, "compare.csv", "compare.json",
+                                                                   "compare.xlsx"]
+    assert outdir.check_target(b) == b
+
+
 # ----------------------------------------------------------------------------- replacing an output
 
 
