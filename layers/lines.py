@@ -12,6 +12,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pyogrio.errors
 import pyproj
 import shapely
@@ -74,7 +75,11 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
         raise InputError(f"{path}: file not found; check the network path in the config")
     encoding = shapefile_encoding(path)
     try:
-        frame = gpd.read_file(path, layer=layer, encoding=encoding)
+        # Only the road-class column is read: centreline layers carry dozens of attributes.
+        fields = [str(f) for f in pyogrio.read_info(path, layer=layer, encoding=encoding)["fields"]]
+        lower = {f.lower(): f for f in fields}
+        class_column = next((lower[name] for name in HIGHWAY_COLUMNS if name in lower), None)
+        frame = _read_frame(path, layer, encoding, [class_column] if class_column is not None else [])
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.CRSError) as exc:
         raise InputError(
             f"{path}: cannot read as a line layer ({first_line(exc)}); use a SHP or GPKG"
@@ -89,8 +94,6 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
         report.notes.append(f"no .cpg: attribute text detected as {encoding}")
     rows = np.arange(1, len(frame) + 1)
     geoms = np.asarray(frame.geometry.array, dtype=object)
-    lower = {str(c).lower(): c for c in frame.columns if c != frame.geometry.name}
-    class_column = next((lower[name] for name in HIGHWAY_COLUMNS if name in lower), None)
     road_class = np.full(len(frame), "", dtype=object)
     if class_column is not None:
         values = frame[class_column].astype(object)
@@ -133,7 +136,10 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
     if not len(metric):
         raise InputError(f"{path}: no line can be projected to {crs.name}; check the layer's CRS")
 
-    parts, part_feature = shapely.get_parts(metric, return_index=True)
+    if (shapely.get_type_id(metric) == 1).all():  # no MultiLineString: the lines are their own parts
+        parts, part_feature = metric, np.arange(len(metric))
+    else:
+        parts, part_feature = shapely.get_parts(metric, return_index=True)
     coords, part = shapely.get_coordinates(parts, return_index=True)
     snapped = np.rint(coords / LINE_SNAP_M).astype(np.int64)
     vertex = vertex_ids(snapped[:, 0], snapped[:, 1])
@@ -158,8 +164,23 @@ def read_lines(path, *, target_crs=None, layer=None, exclude_classes=LINE_EXCLUD
         **assembly.stats,
         "excluded_by_reason": report.rejected_by_reason(),
         # vertices that coincide within 1 mm without being bit-identical
-        "merged_duplicate_nodes": int(len(np.unique(coords, axis=0)) - distinct),
+        "merged_duplicate_nodes": int(len(np.unique(coords.view(np.complex128))) - distinct),
     }
     return Network(nodes=assembly.nodes_frame(crs),
                    edges=assembly.edges_frame(crs, road_class[feature], "source_row", rows[feature]),
                    report=report, stats=stats)
+
+
+def _read_frame(path: Path, layer, encoding: str | None, columns: list[str]) -> gpd.GeoDataFrame:
+    """The layer's geometries and ``columns``, through Arrow where GDAL hands over UTF-8 text.
+
+    Arrow cannot take text in another encoding (a shapefile whose DBF is GBK without a
+    ``.cpg``); such a layer is read without it.
+    """
+    try:
+        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding, columns=columns,
+                                      use_arrow=encoding is None)
+    except pyogrio.errors.DataSourceError as exc:
+        if encoding is not None or "UTF-8" not in str(exc):
+            raise
+        return pyogrio.read_dataframe(path, layer=layer, columns=columns)
