@@ -201,8 +201,16 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def run_task(task: Task, out_root: str) -> dict:
+def run_task(task: Task, out_root: str, clip=None) -> dict:
     """Run one task into ``out_root/<name>`` (on a Dask worker); never raises.
+
+    Parameters
+    ----------
+    task : Task
+    out_root : str
+    clip : carecircle.tiles.Clip or str, optional
+        A tile's inputs, cut out by :func:`prepare_tiles` (or the one-line error it met); a
+        tile task without it reads the region itself (a tile re-run alone).
 
     Returns
     -------
@@ -211,31 +219,72 @@ def run_task(task: Task, out_root: str) -> dict:
         time of the worker process), ``peak_rss_mb`` (the worker process's peak resident
         memory so far), ``worker_pid``, ``fingerprint``.
     """
-    import resource
-
     from carecircle import pipeline
+
+    def work() -> None:
+        nonlocal clip
+        config = load_run_config(task.config, task.overrides)
+        if task.tile_index is not None:
+            from carecircle import tiles
+
+            if isinstance(clip, str):
+                raise InputError(clip)
+            if clip is None:
+                clip = tiles.prepare(config, list(task.tiles), [task.tile_index], [task.name])[0]
+            config = tiles.tile_config(config)
+        pipeline.run(config, Path(out_root) / task.name, log=lambda line: None, clip=clip)
+
+    return {"name": task.name, **_measured(work), "fingerprint": task.fingerprint}
+
+
+def prepare_tiles(tasks: list[Task]) -> dict:
+    """Read a tiled region's layers once and cut out every tile of ``tasks`` (on a Dask worker); never raises.
+
+    Returns
+    -------
+    dict
+        ``clips`` (one :class:`carecircle.tiles.Clip` per task, or the one-line error for all)
+        and the record of :func:`_measured`.
+    """
+    from carecircle import tiles
+
+    clips: list = []
+
+    def work() -> None:
+        first = tasks[0]
+        config = load_run_config(first.config, first.overrides)
+        clips[:] = tiles.prepare(config, list(first.tiles), [t.tile_index for t in tasks], [t.name for t in tasks])
+
+    rec = _measured(work)
+    return {**rec, "clips": clips if rec["ok"] else [f"tiles: {rec['error']}"] * len(tasks)}
+
+
+def _clip_of(prepared: dict, k: int):
+    """The ``k``-th tile's clip of :func:`prepare_tiles` (a task of its own, so each tile fetches only its piece)."""
+    return prepared["clips"][k]
+
+
+def _prepared_record(prepared: dict) -> dict:
+    return {k: v for k, v in prepared.items() if k != "clips"}
+
+
+def _measured(work: Callable[[], None]) -> dict:
+    """Run ``work``: ``ok``, ``error`` (one line: an InputError's text, else an internal error), time and memory."""
+    import resource
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     error = None
     try:
-        config = load_run_config(task.config, task.overrides)
-        clip = None
-        if task.tile_index is not None:
-            from carecircle import tiles
-
-            clip = tiles.Clip(list(task.tiles), task.tile_index, tiles.halo_m(config),
-                              config.network.min_component_nodes, name=task.name)
-            config = tiles.tile_config(config)
-        pipeline.run(config, Path(out_root) / task.name, log=lambda line: None, clip=clip)
+        work()
     except InputError as err:
         error = _one_line(str(err))
     except Exception as err:  # noqa: BLE001 - a task reports, the batch goes on
         error = _one_line(f"internal error: {type(err).__name__}: {err}")
     return {
-        "name": task.name, "ok": error is None, "error": error,
+        "ok": error is None, "error": error,
         "seconds": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - cpu0, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "worker_pid": os.getpid(), "fingerprint": task.fingerprint,
+        "worker_pid": os.getpid(),
     }
 
 
@@ -357,12 +406,28 @@ def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int 
         client = Client(cluster)
     t1 = time.perf_counter()
     try:
+        # A tiled region is read once, on a worker; each tile task then fetches only its own piece.
+        tiled = [t for t in tasks if t.tile_index is not None]
+        clips, prepared = {}, None
+        if tiled:
+            whole = client.submit(prepare_tiles, tiled, key=f"carecircle-tiles-{tiled[0].fingerprint}", pure=False)
+            clips = {t.name: client.submit(_clip_of, whole, k, key=f"carecircle-tile-{k}-{t.fingerprint}", pure=False)
+                     for k, t in enumerate(tiled)}
+            prepared = client.submit(_prepared_record, whole, pure=False)
+            del whole  # freed once every tile has its piece
         by_key = {}
         futures = []
         for i, t in enumerate(tasks):
-            fut = client.submit(run_task, t, out, key=f"carecircle-task-{i}-{t.fingerprint}", pure=False)
+            fut = client.submit(run_task, t, out, clips.pop(t.name, None), key=f"carecircle-task-{i}-{t.fingerprint}",
+                                pure=False)
             by_key[fut.key] = t
             futures.append(fut)
+        timings = {}
+        if prepared is not None:
+            timings["prepare"] = prepared.result()
+            log(f"分块 tiles: the region read once and cut into {len(tiled)} tile(s) "
+                f"({timings['prepare']['seconds']} s)" + (f": {timings['prepare']['error']}" if timings["prepare"]["error"] else ""))
+            del prepared
         records = []
         for fut in as_completed(futures):
             t = by_key[fut.key]
@@ -373,7 +438,7 @@ def _submit(tasks: list[Task], out: str, *, scheduler: str | None, workers: int 
                        "seconds": None, "cpu_s": None, "peak_rss_mb": None, "worker_pid": None, "fingerprint": t.fingerprint}
             log(f"{'完成 done' if rec['ok'] else '失败 FAILED'} {t.name}" + (f": {rec['error']}" if rec["error"] else f" ({rec['seconds']} s)"))
             records.append(rec)
-        return records, {"cluster_start_s": round(t1 - t0, 2), "tasks_s": round(time.perf_counter() - t1, 2)}
+        return records, {"cluster_start_s": round(t1 - t0, 2), "tasks_s": round(time.perf_counter() - t1, 2), **timings}
     finally:
         client.close()
         if cluster is not None:

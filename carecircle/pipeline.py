@@ -81,12 +81,17 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=N
     log : callable
         Receives one progress line per layer.
     clip : carecircle.tiles.Clip, optional
-        One tile of a bigger region: keep its core and halo only (see :mod:`carecircle.tiles`).
+        One tile of a bigger region: its core and halo, already cut out of the region's layers
+        (read once for all tiles, see :mod:`carecircle.tiles`), returned as they are.
 
     Returns
     -------
     Inputs
     """
+    if clip is not None:
+        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
+            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
+        return clip.inputs
     net_cfg = config.network
     net = read_network(net_cfg)
     target = net.crs
@@ -155,10 +160,6 @@ def load_inputs(config: RunConfig, profile: Profile, log: Log = print, *, clip=N
         )
     log(f"人口 population: {len(pop):,} points, {pop['people'].sum():,.0f} people, {pop['elderly'].sum():,.0f} elderly")
     _check_overlap(net, area, fac, pop, communities, config, reports["facilities"])
-    if clip is not None:  # after every filter, so a tile keeps and rejects the rows the whole run does
-        net, fac, pop, communities, estates, streets = clip.apply(net, fac, pop, communities, estates, streets)
-        log(f"分块 tile {clip.name}: {clip.record['communities_core']:,} communities, "
-            f"{clip.record['population_points_core']:,} points, {clip.record['network_edges']:,} edges with the halo")
     return Inputs(net, fac, pop, communities, estates, streets, reports)
 
 

@@ -57,6 +57,7 @@ snapping, searches, polygons, outputs); each still reads the whole input files.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -76,79 +77,124 @@ TILE_CRS = "EPSG:4326"
 
 @dataclass
 class Clip:
-    """One tile of a tiled run: what :func:`carecircle.pipeline.load_inputs` keeps.
+    """One tile of a tiled run: its inputs, cut out by :func:`prepare` (what :func:`carecircle.pipeline.load_inputs` returns).
 
     Attributes
     ----------
-    tiles : list of shapely.Geometry
-        Every tile's polygon in ``EPSG:4326``, in the order of the plan (the same list in
-        every tile, so ownership is the same everywhere).
-    index : int
-        This tile's position in ``tiles``.
-    halo_m : float
-        Width of the halo around the core (metres).
-    min_component_nodes : int
-        The run's ``network.min_component_nodes``, applied to the whole network before clipping.
+    name : str
+        The tile's name (its output folder).
+    inputs : carecircle.coverage.analysis.Inputs
+        The tile's core (communities, points, streets, estates) and halo (network,
+        facilities, ``in_core`` marking the facilities it owns); the layer reports are the
+        whole files'.
     record : dict
-        Filled by :meth:`apply`: what the tile kept (written to ``summary.json`` as ``tile``).
+        What the tile kept (written to ``summary.json`` as ``tile``).
     """
 
-    tiles: list
-    index: int
-    halo_m: float
-    min_component_nodes: int
-    name: str = ""
+    name: str
+    inputs: object
     record: dict = field(default_factory=dict)
 
-    def apply(self, net: Network, fac: gpd.GeoDataFrame, pop: gpd.GeoDataFrame, com: gpd.GeoDataFrame,
-              estates: gpd.GeoDataFrame | None, streets: gpd.GeoDataFrame | None):
-        """Keep this tile's core (communities, points, streets, estates) and its halo (network, facilities).
 
-        Returns
-        -------
-        tuple
-            ``(network, facilities, population, communities, estates, streets)``.
-        """
-        crs = net.crs
-        polys = gpd.GeoSeries(self.tiles, crs=TILE_CRS).to_crs(crs).to_numpy()
-        street_owner = _street_owners(com, streets, polys)
-        com_owner = np.where(com["street"].astype(str).to_numpy() != "",
-                             com["street"].astype(str).map(street_owner).fillna(-1).to_numpy(int),
-                             owner_of(com.geometry.representative_point().to_numpy(), polys))
-        # Population points follow their community, with the analysis's own rule.
-        from carecircle.coverage.indicators import community_of_points
+def prepare(config: RunConfig, tiles: list, indices: list[int], names: list[str]) -> list[Clip]:
+    """Read the layers of ``config`` once and cut out the tiles ``indices`` (named ``names``).
 
-        cid = community_of_points(pop, com).to_numpy()
-        pop_owner = np.where(cid >= 0, com_owner[np.maximum(cid, 0)], -1)
-        loose = cid < 0
-        pop_owner[loose] = owner_of(pop.geometry.to_numpy()[loose], polys)
+    The read and every filter are a whole run's (the same study area, the same rows kept and
+    rejected), so each tile's input counts are the files' and its rows are the whole run's.
 
-        mine_com = com_owner == self.index
-        mine_pop = pop_owner == self.index
-        core = shapely.union_all(np.concatenate([[polys[self.index]], com.geometry.to_numpy()[mine_com]]))
+    Parameters
+    ----------
+    config : RunConfig
+        The region's config (not :func:`tile_config`: islands are sized here, on the whole network).
+    tiles : list of shapely.Geometry
+        Every tile's polygon in ``EPSG:4326``, in plan order (ownership depends on all of them).
+    indices : list of int
+        The tiles to cut (a resumed batch needs only some).
+    names : list of str
+        Their names.
+
+    Returns
+    -------
+    list of Clip
+        In the order of ``indices``.
+    """
+    from carecircle.coverage.profile import load_profile
+    from carecircle.pipeline import load_inputs
+
+    inputs = load_inputs(config, load_profile(config.profile), log=lambda line: None)
+    return split(inputs, tiles, indices, names, halo=halo_m(config), min_component_nodes=config.network.min_component_nodes)
+
+
+def split(inputs, tiles: list, indices: list[int], names: list[str], *, halo: float,
+          min_component_nodes: int) -> list[Clip]:
+    """Cut tiles out of a region's loaded layers: ownership decided once, each tile's core and halo kept.
+
+    Parameters
+    ----------
+    inputs : carecircle.coverage.analysis.Inputs
+        The whole region, as a run loads it.
+    tiles, indices, names
+        As in :func:`prepare`.
+    halo : float
+        Width of the halo around each core (metres): :func:`halo_m`.
+    min_component_nodes : int
+        The run's ``network.min_component_nodes``, applied to the whole network.
+
+    Returns
+    -------
+    list of Clip
+    """
+    from carecircle.coverage.analysis import Inputs
+    from carecircle.coverage.indicators import community_of_points
+
+    net, fac, pop, com = inputs.network, inputs.facilities, inputs.population, inputs.communities
+    polys = gpd.GeoSeries(tiles, crs=TILE_CRS).to_crs(net.crs).to_numpy()
+    street_owner = _street_owners(com, inputs.streets, polys)
+    com_owner = np.where(com["street"].astype(str).to_numpy() != "",
+                         com["street"].astype(str).map(street_owner).fillna(-1).to_numpy(int),
+                         owner_of(com.geometry.representative_point().to_numpy(), polys))
+    # Population points follow their community, with the analysis's own rule.
+    cid = community_of_points(pop, com).to_numpy()
+    pop_owner = np.where(cid >= 0, com_owner[np.maximum(cid, 0)], -1)
+    loose = cid < 0
+    pop_owner[loose] = owner_of(pop.geometry.to_numpy()[loose], polys)
+    fac_geoms = fac.geometry.to_numpy()
+    fac_owner = owner_of(fac_geoms, polys)
+    fac_tree = shapely.STRtree(fac_geoms)
+    cutter = NetworkCutter(net, min_component_nodes)
+    com_names = com["name"].astype(str).to_numpy()
+    estates, streets = inputs.estates, inputs.streets
+    street_tile = streets["street"].astype(str).map(street_owner).to_numpy() if streets is not None else None
+
+    out = []
+    for index, name in zip(indices, names):
+        mine_com = com_owner == index
+        mine_pop = pop_owner == index
+        core = shapely.union_all(np.concatenate([[polys[index]], com.geometry.to_numpy()[mine_com]]))
         stray = pop.geometry.to_numpy()[mine_pop & loose]
         if len(stray):
             core = shapely.union_all([core, shapely.convex_hull(shapely.multipoints(stray))])
-        region = shapely.buffer(core, self.halo_m)
+        region = shapely.buffer(core, halo)
         shapely.prepare(region)
-
-        fac_near = shapely.intersects(region, fac.geometry.to_numpy())
-        fac = fac[fac_near].copy()
-        fac["in_core"] = owner_of(fac.geometry.to_numpy(), polys) == self.index
-        tile_net = clip_network(net, region, self.min_component_nodes)
-        names = set(com["name"].astype(str).to_numpy()[mine_com])
-        if estates is not None:
-            estates = estates[estates["community"].astype(str).isin(names)].copy()
-        if streets is not None:
-            streets = streets[streets["street"].astype(str).map(street_owner).to_numpy() == self.index].copy()
-        self.record = {
-            "name": self.name, "index": self.index, "tiles": len(self.tiles), "halo_m": self.halo_m,
-            "min_component_nodes": self.min_component_nodes,
+        near = np.sort(fac_tree.query(region, predicate="intersects"))
+        tile_fac = fac.iloc[near].copy()
+        tile_fac["in_core"] = fac_owner[near] == index
+        # Each tile gets its own reports: a run appends notes to them (GBK, overlaps).
+        reports = copy.deepcopy(inputs.reports)
+        tile_net = cutter.cut(region, report=reports.get("network"))
+        keep = set(com_names[mine_com])
+        record = {
+            "name": name, "index": index, "tiles": len(tiles), "halo_m": halo,
+            "min_component_nodes": min_component_nodes,
             "communities_core": int(mine_com.sum()), "population_points_core": int(mine_pop.sum()),
-            "facilities_loaded": int(len(fac)), "facilities_core": int(fac["in_core"].sum()),
+            "facilities_loaded": int(len(tile_fac)), "facilities_core": int(tile_fac["in_core"].sum()),
             "network_nodes": int(len(tile_net.nodes)), "network_edges": int(len(tile_net.edges)),
         }
-        return (tile_net, fac, pop[mine_pop].copy(), com[mine_com].copy(), estates, streets)
+        out.append(Clip(name, Inputs(
+            tile_net, tile_fac, pop[mine_pop].copy(), com[mine_com].copy(),
+            estates[estates["community"].astype(str).isin(keep)].copy() if estates is not None else None,
+            streets[street_tile == index].copy() if streets is not None else None, reports), record))
+    return out
 
 
 def owner_of(points: np.ndarray, polys: np.ndarray) -> np.ndarray:
@@ -207,44 +253,56 @@ def _street_owners(com: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, poly
     return pd.Series(owner_of(points, polys), index=list(shapes))
 
 
-def clip_network(net: Network, region: shapely.Geometry, min_component_nodes: int) -> Network:
-    """The edges touching ``region`` (whole, never cut), after dropping the islands of the whole network.
+class NetworkCutter:
+    """Cuts tiles out of one network: the edges touching a region (whole, never cut), islands dropped.
 
-    Components are sized on the whole network so that clipping cannot turn part of a large
-    component into an island that no longer captures points (the tile then builds its graph
-    with ``min_component_nodes = 1``).
+    Components are sized once, on the *whole* network, so that clipping cannot turn part of a
+    large component into an island that no longer captures points (the tile then builds its
+    graph with ``min_component_nodes = 1``).
 
     Parameters
     ----------
     net : Network
-    region : shapely.Geometry
-        Core plus halo, in the network's CRS.
     min_component_nodes : int
         As in :func:`carecircle.coverage.graph.build_graph` (the largest component is kept
         when none is that large).
-
-    Returns
-    -------
-    Network
-        Nodes renumbered ``0..n-1``; ``report`` and ``stats`` of the whole network.
     """
-    n = len(net.nodes)
-    u = net.edges["u"].to_numpy(np.int64)
-    v = net.edges["v"].to_numpy(np.int64)
-    adj = coo_array((np.ones(len(u)), (u, v)), shape=(n, n))
-    n_comp, comp = connected_components(adj, directed=False)
-    sizes = np.bincount(comp, minlength=n_comp)
-    big = sizes >= min_component_nodes
-    if not big.any() and n_comp:
-        big[np.argmax(sizes)] = True
-    keep = big[comp[u]] & shapely.intersects(region, net.edges.geometry.to_numpy())
-    used = np.unique(np.concatenate([u[keep], v[keep]]))
-    renumber = np.full(n, -1, dtype=np.int64)
-    renumber[used] = np.arange(len(used))
-    nodes = net.nodes.iloc[used].reset_index(drop=True)
-    edges = net.edges[keep].reset_index(drop=True)
-    edges["u"], edges["v"] = renumber[u[keep]], renumber[v[keep]]
-    return Network(nodes=nodes, edges=edges, report=net.report, stats=net.stats)
+
+    def __init__(self, net: Network, min_component_nodes: int):
+        n = len(net.nodes)
+        self.net = net
+        self.u = net.edges["u"].to_numpy(np.int64)
+        self.v = net.edges["v"].to_numpy(np.int64)
+        adj = coo_array((np.ones(len(self.u)), (self.u, self.v)), shape=(n, n))
+        n_comp, comp = connected_components(adj, directed=False)
+        sizes = np.bincount(comp, minlength=n_comp)
+        big = sizes >= min_component_nodes
+        if not big.any() and n_comp:
+            big[np.argmax(sizes)] = True
+        self.big = big[comp[self.u]]
+        self.tree = shapely.STRtree(net.edges.geometry.to_numpy())
+
+    def cut(self, region: shapely.Geometry, report=None) -> Network:
+        """The tile's network: nodes renumbered ``0..n-1``; ``report`` (default: the whole
+        network's) and ``stats`` of the whole network.
+
+        Parameters
+        ----------
+        region : shapely.Geometry
+            Core plus halo, in the network's CRS.
+        report : LayerReport, optional
+        """
+        keep = np.sort(self.tree.query(region, predicate="intersects"))
+        keep = keep[self.big[keep]]
+        u, v = self.u[keep], self.v[keep]
+        used = np.unique(np.concatenate([u, v]))
+        renumber = np.full(len(self.net.nodes), -1, dtype=np.int64)
+        renumber[used] = np.arange(len(used))
+        nodes = self.net.nodes.iloc[used].reset_index(drop=True)
+        edges = self.net.edges.iloc[keep].reset_index(drop=True)
+        edges["u"], edges["v"] = renumber[u], renumber[v]
+        return Network(nodes=nodes, edges=edges, report=self.net.report if report is None else report,
+                       stats=copy.deepcopy(self.net.stats))
 
 
 def halo_m(config: RunConfig) -> float:

@@ -22,7 +22,7 @@ from carecircle.batch import load_run_config, run_batch
 from carecircle.layers.network import Network
 from carecircle.layers.accounting import LayerReport
 from carecircle.layers.sample import generate_sample
-from carecircle.tiles import clip_network, owner_of
+from carecircle.tiles import NetworkCutter, owner_of
 
 from clitools import cli
 
@@ -218,7 +218,7 @@ def test_clip_keeps_pieces_of_big_components_and_drops_islands():
     # A street of 10 nodes 100 m apart (one component of 10) and an island of 3 nodes.
     xy = np.array([[i * 100.0, 0.0] for i in range(10)] + [[150.0, 50.0], [250.0, 50.0], [350.0, 50.0]])
     net = _line_network(xy, [(i, i + 1) for i in range(9)] + [(10, 11), (11, 12)])
-    clipped = clip_network(net, shapely.box(120, -10, 280, 60), min_component_nodes=5)
+    clipped = NetworkCutter(net, min_component_nodes=5).cut(shapely.box(120, -10, 280, 60))
     # Edges 1-2, 2-3 touch the box (kept whole, with nodes 1, 2, 3); the island is dropped.
     assert clipped.edges["length_m"].tolist() == [100.0, 100.0]
     assert clipped.nodes["x"].tolist() == [100.0, 200.0, 300.0]
