@@ -1,9 +1,10 @@
 """Exact tiling: one region too big for one run, analysed as tiles whose results equal the whole run.
 
 A tile is a *core* (the communities, points and streets it answers for) plus a *halo*: the
-network and facilities within ``halo_m`` of the core. Every tile reads the same input files,
-decides with the same rule which tile owns every community and point, keeps only its own in
-the analysis, and clips the network and the facilities to its halo. Its outputs are a normal
+network and facilities within ``halo_m`` of the core. The batch reads the region's input files
+once (:func:`prepare`), decides with one rule which tile owns every community and point, and
+cuts out each tile's piece: its own communities and points, the network and the facilities
+within its halo. Its outputs are a normal
 run's outputs for its core.
 
 Why the results are exact
@@ -52,7 +53,7 @@ load, the nearest-first allocation: :mod:`carecircle.coverage.capacity`) depend 
 *around each facility*, across tile borders, so a tile computes them from its own core's
 elderly only — exact away from the borders, not at them (each tile's summary.json says so
 under ``tile.capacity``; run untiled for exact capacity figures). Tiles save memory and time in the analysis (graph,
-snapping, searches, polygons, outputs); each still reads the whole input files.
+snapping, searches, polygons, outputs); the region's files are read once, by the prepare task.
 """
 
 from __future__ import annotations
