@@ -4,8 +4,7 @@ A tile is a *core* (the communities, points and streets it answers for) plus a *
 network and facilities within ``halo_m`` of the core. The batch reads the region's input files
 once (:func:`prepare`), decides with one rule which tile owns every community and point, and
 cuts out each tile's piece: its own communities and points, the network and the facilities
-within its halo. Its outputs are a normal
-run's outputs for its core.
+within its halo. Its outputs are a normal run's outputs for its core.
 
 Why the results are exact
 -------------------------
