@@ -227,7 +227,7 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
         raise InputError("siting.capacity: only with objective max_coverage, weight elderly or population, and > 0")
     t0 = time.perf_counter()
     phases: dict = {}
-    m = _reduce(csr_array(cover), demand)
+    m = _reduce(csr_array(cover), demand, merge_equal=capacity is None)
     target_abs, reachable = None, True
     if objective == "min_sites":
         target_abs, reachable = _target(demand, m, target)
@@ -244,10 +244,11 @@ def solve(cover: csr_array, demand: Demand, *, objective: str, new_sites: int | 
         chosen_local, status, optimal, gap, bound, plan_from = _highs(m, objective, new_sites, target_abs, time_limit_s,
                                                                       capacity, greedy_x, phases=phases)
         solver = _solver_name()
-    chosen = m.cand[_rank(m, chosen_local)]
+    ranked = _rank(m, chosen_local, keep_all=capacity is not None)
+    chosen = m.cand[ranked]
     _, _, gain = evaluate(cover, demand, chosen)
     if capacity is not None:
-        gain = _capacitated_gain(m, chosen_local, capacity)
+        gain = _capacitated_gain(m, ranked, capacity)
     value = float(len(chosen)) if objective == "min_sites" else gain
     return Solution(chosen=chosen, value=value, weight_gain=gain, optimal=optimal, gap=gap, bound=bound, status=status,
                     solver=solver, solve_s=time.perf_counter() - t0, greedy_value=float(greedy_value),
@@ -286,8 +287,12 @@ class _Model:
         return len(self.need)
 
 
-def _reduce(cover: csr_array, demand: Demand) -> _Model:
-    """Drop covered points and useless candidates, merge points with equal covering sets."""
+def _reduce(cover: csr_array, demand: Demand, *, merge_equal: bool = True) -> _Model:
+    """Drop covered points and useless candidates, merge points with equal covering sets.
+
+    With ``merge_equal``, candidates reaching the same points are kept once; not when sites
+    have a capacity, where two such sites serve twice what one does.
+    """
     n_pts = cover.shape[1]
     if len(demand.covered) != n_pts or len(demand.value) != n_pts:
         raise InputError(f"siting: demand has {len(demand.covered)} points for a coverage matrix of {n_pts}")
@@ -325,12 +330,13 @@ def _reduce(cover: csr_array, demand: Demand) -> _Model:
     kept = np.flatnonzero(keep)
     value = np.bincount(inv, weights=demand.value[pts][kept], minlength=len(first))
     a = csr_array(t[kept[first]].T.tocsr())
-    # Candidates reaching exactly the same points are interchangeable: keep one of each.
-    a.sort_indices()
-    same = _row_keys(a)
-    _, one = np.unique(same, axis=0, return_index=True)
-    one = np.sort(one)
-    cand, a = cand[one], csr_array(a[one])
+    if merge_equal:
+        # Candidates reaching exactly the same points are interchangeable: keep one of each.
+        a.sort_indices()
+        same = _row_keys(a)
+        _, one = np.unique(same, axis=0, return_index=True)
+        one = np.sort(one)
+        cand, a = cand[one], csr_array(a[one])
     merged_com = com[kept[first]]
     share = np.zeros(len(first))
     com_id = np.zeros(0, dtype=np.int64)
@@ -442,12 +448,13 @@ def _greedy(m: _Model, objective: str, k: int | None, target: float | None) -> n
     return np.array(chosen, dtype=np.int64)
 
 
-def _rank(m: _Model, chosen: np.ndarray) -> np.ndarray:
+def _rank(m: _Model, chosen: np.ndarray, *, keep_all: bool = False) -> np.ndarray:
     """The chosen model candidates in greedy order of their marginal gain among themselves.
 
     A site that brings no point within the circle once those ranked before it are built is
     left out: the plan reaches the same with fewer sites (``max_coverage`` asks for at most
-    ``new_sites``).
+    ``new_sites``). With ``keep_all`` (sites with a capacity, where a second site over the
+    same points still serves more) such sites are ranked last instead.
     """
     chosen = np.asarray(chosen, dtype=np.int64)
     if len(chosen) < 2:
@@ -455,6 +462,8 @@ def _rank(m: _Model, chosen: np.ndarray) -> np.ndarray:
     sub = _Model(cand=m.cand[chosen], a=csr_array(m.a[chosen]), value=m.value, com=m.com, share=m.share,
                  need=m.need, com_id=m.com_id, value_total=m.value_total, by_community=m.by_community)
     order = _greedy(sub, "max_coverage", len(chosen), None)
+    if keep_all:
+        order = np.r_[order, np.setdiff1d(np.arange(len(chosen)), order)].astype(np.int64)
     return chosen[order]
 
 

@@ -132,6 +132,18 @@ def test_capacity_limits_what_a_site_serves():
     assert sol.value == pytest.approx(10.0)
 
 
+def test_capacity_keeps_two_sites_over_the_same_points():
+    # Two candidates reaching the same 5 + 3 elderly, capacity 4 each: together they serve 8
+    # (merged into one interchangeable candidate they would serve only 4).
+    cover = csr_array(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    demand = Demand(np.array([5.0, 3.0]), np.zeros(2, bool))
+    sol = solve(cover, demand, objective="max_coverage", new_sites=2, capacity=4.0)
+    assert sol.value == pytest.approx(8.0)
+    assert sorted(sol.chosen.tolist()) == [0, 1]
+    # Without a capacity one of them is enough for all 8.
+    assert solve(cover, demand, objective="max_coverage", new_sites=2).weight_gain == pytest.approx(8.0)
+
+
 def test_bad_parameters():
     cover = csr_array(np.ones((1, 1)))
     demand = Demand(np.ones(1), np.zeros(1, bool))
