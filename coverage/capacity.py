@@ -437,8 +437,10 @@ def capacity_run(graph, facilities: pd.DataFrame, facility_snap, targets, demand
 
     cutoff = max(limit_m, circle_m, profile.capacity.decay.reach_m or circle_m)
     distances = {}
-    for s in profile.capacity.services:
-        rows = np.flatnonzero(facilities[s].to_numpy(bool) & facility_snap.ok)
+    for s, spec in profile.capacity.services.items():
+        # Only facilities with known places take part: searching the others is wasted work.
+        known = np.isfinite(facility_capacity(facilities, spec, s)[0])
+        rows = np.flatnonzero(facilities[s].to_numpy(bool) & facility_snap.ok & known)
         distances[s] = (rows, catchment_matrix(graph, facility_snap.take(rows), targets, cutoff_m=cutoff))
     return capacity_analysis(facilities, demand, point_community, communities, profile, distances,
                              circle_m=circle_m, limit_m=cutoff)

@@ -12,22 +12,25 @@ they already reach are ``Demand.covered``):
 The weight is ``value`` per point (elderly or people), or *communities*: a community counts
 when the weighted share of its points within the circle reaches ``min_share`` — the
 majority rule of :class:`~carecircle.coverage.profile.CircleRule`, modelled exactly with a
-binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``). With communities as the
-weight, or for ``min_sites``, the solve is lexicographic: the count (of communities, of
-sites) first, proven optimal on that integral objective; then, held at that optimum, the
-most elderly newly within the circle.
+binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``), and tightened by
+``z_c ≤ Σ_j b_jc x_j`` (``b_jc`` 1 where site ``j`` alone passes ``c``, else
+``max(½, its share / need)``: a community passes through one such site or through at least
+two that touch it). With communities as the weight, or for ``min_sites``, the goal is
+lexicographic — the count (of communities, of sites) first, then the most elderly newly
+within the circle — solved as one integer program whose count carries a weight above all
+the elderly there are, proven to ``TIE_BREAK_ABS_GAP`` elderly.
 
 Variables: ``x_j`` binary per candidate, ``y_i ∈ [0, 1]`` per demand point
 (``y_i ≤ Σ_{j covers i} x_j``; with integral ``x`` the optimum puts ``y_i`` at 0 or 1, so
 ``y`` need not be integer), ``z_c`` binary per community. Before the model is built,
-points already covered and candidates that reach no such point drop out, and points with
-the same covering candidates (and community) are merged — on real districts this shrinks
-the model several-fold without changing its optimum.
+points already covered and candidates that reach no such point drop out, points with the
+same covering candidates (and community) are merged, candidates reaching the same points
+are kept once, and a candidate whose points are a strict subset of another's drops out —
+on real districts this shrinks the model several-fold without changing its optimum.
 
 Solved with HiGHS through ``highspy`` (not ``scipy.optimize.milp``, which runs the same
-HiGHS but can neither take a starting solution nor re-solve a changed objective in place):
-a greedy plan is passed as the warm start, and the time limit stops the solver with its
-incumbent, its bound and the gap. The greedy plan
+HiGHS but cannot take a starting solution): a greedy plan is passed as the warm start, and
+the time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
 is a bound (lower for ``max_coverage``, upper on the sites for ``min_sites``) and is
 reported as such, never as the answer.
 
@@ -58,6 +61,9 @@ MIP_REL_GAP = 1e-6
 #: below the elderly one).
 PROGRESS = 1e-3
 MIP_ABS_GAP = 1e-6
+#: With the lexicographic weight: the elderly among the best plans are proven to within this
+#: many persons.
+TIE_BREAK_ABS_GAP = 0.01
 
 
 @dataclass
@@ -111,7 +117,9 @@ class Solution:
     weight_gain : float
         The weight newly within the circle (for ``min_sites`` too).
     optimal : bool
-        The solver proved the plan optimal (within ``MIP_REL_GAP``).
+        The solver proved the plan optimal on the objective (within ``MIP_REL_GAP``; for
+        communities and for ``min_sites``, exactly on that count — the elderly tie-break's
+        own proof is ``model["tie_break_proven"]``).
     gap : float or None
         Relative gap between the plan and the solver's bound (0 when optimal).
     bound : float or None
@@ -337,6 +345,11 @@ def _reduce(cover: csr_array, demand: Demand, *, merge_equal: bool = True) -> _M
         _, one = np.unique(same, axis=0, return_index=True)
         one = np.sort(one)
         cand, a = cand[one], csr_array(a[one])
+        # A candidate whose points are a strict subset of another's is never needed: swapping
+        # it for the other keeps the plan's size and loses nothing (every weight here grows
+        # with the points covered). Not with a capacity, where the smaller site still serves.
+        keep_cand = ~_dominated(a)
+        cand, a = cand[keep_cand], csr_array(a[keep_cand])
     merged_com = com[kept[first]]
     share = np.zeros(len(first))
     com_id = np.zeros(0, dtype=np.int64)
@@ -356,6 +369,25 @@ def _reduce(cover: csr_array, demand: Demand, *, merge_equal: bool = True) -> _M
         com_id, need = open_ids, need_all[open_ids]
     return _Model(cand=cand, a=a, value=value, com=merged_com, share=share, need=need, com_id=com_id,
                   value_total=float(value.sum()), by_community=by_com)
+
+
+def _dominated(a: csr_array, block: int = 256) -> np.ndarray:
+    """Bool per row of a boolean matrix of distinct rows: its set is a strict subset of another row's.
+
+    Row ``j`` lies in row ``k`` when their overlap ``(A Aᵀ)[j, k]`` is all of ``j``; the
+    product is formed ``block`` rows at a time, so memory grows with the overlaps of one
+    block, never with rows².
+    """
+    ai = csr_array(a.astype(np.int32))
+    at = csr_array(ai.T)
+    cnt = np.diff(ai.indptr)
+    out = (cnt == 0) & (cnt.max(initial=0) > 0)  # the empty set lies in every other
+    for lo in range(0, a.shape[0], block):
+        ov = (ai[lo:lo + block] @ at).tocoo()
+        j, k = ov.row + lo, ov.col
+        inside = (ov.data == cnt[j]) & (cnt[k] > cnt[j])
+        out[j[inside]] = True
+    return out
 
 
 def _row_keys(a: csr_array) -> np.ndarray:
@@ -488,8 +520,7 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     """Build the integer program of the reduced model, solve it with HiGHS.
 
     Returns ``(chosen, status, optimal, gap, bound, plan_from)`` with ``bound`` on the primary
-    objective; ``phases`` receives the time of each solve (``primary_s``, ``tie_break_s``) and
-    the tie-break's status.
+    objective; ``phases`` receives the solver's time (``solve_s``).
     """
     import highspy
 
@@ -524,6 +555,15 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         s = csr_array((m.share[inside], (m.com[inside], np.flatnonzero(inside))), shape=(ng, npt))
         blocks.append(row(ng, y=-s, z=diags_array(m.need, format="csr")))
         row_hi.append(np.zeros(ng))
+        # The same on the sites, much tighter in the LP relaxation: z_c ≤ Σ_j b_jc x_j with
+        # b_jc = 1 where site j alone passes c, else max(½, its share / need) — a community
+        # passes through one site that passes it alone or through at least two that touch it.
+        reach = (csr_array(m.a.astype(float)) @ s.T).tocoo()  # sites × communities: share reached
+        alone = reach.data >= m.need[reach.col] - 1e-12
+        b = np.where(alone, 1.0, np.maximum(0.5, reach.data / m.need[reach.col]))
+        bx = csr_array((-b, (reach.col, reach.row)), shape=(ng, nc))
+        blocks.append(row(ng, x=bx, z=diags_array(np.ones(ng), format="csr")))
+        row_hi.append(np.zeros(ng))
     row_lo = [np.full(len(h), -np.inf) for h in row_hi]
     if objective == "max_coverage":
         blocks.append(row(1, x=csr_array(np.ones((1, nc)))))
@@ -536,22 +576,26 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         row_hi.append([np.inf])
     a = csr_array(vstack(blocks).tocsr())
     n = nc + npt + ng + n_assign
-    # Lexicographic: first the primary objective alone (integral when it counts communities
-    # or sites, which the search can prune on), then — held at its optimum — the elderly
-    # newly covered as the tie-break.
+    # Lexicographic, in one solve: the primary objective (communities or sites, integral)
+    # weighted by more than all the elderly there are, plus the elderly newly covered — so
+    # no amount of elderly outweighs one community or one site, and among the plans best on
+    # the primary the solver proves the one with the most elderly.
     tie_break = m.by_community or objective == "min_sites"
+    big = m.value_total + 1.0 if tie_break else 1.0
     if objective == "max_coverage":
         primary = np.r_[np.zeros(nc), np.zeros(npt) if m.by_community else m.value, np.ones(ng), np.zeros(n_assign)]
+        cost = primary * big + (np.r_[np.zeros(nc), m.value, np.zeros(ng + n_assign)] if tie_break else 0.0)
         sense = highspy.ObjSense.kMaximize
     else:
         primary = np.r_[np.ones(nc), np.zeros(npt + ng + n_assign)]
+        cost = primary * big - np.r_[np.zeros(nc), m.value, np.zeros(ng + n_assign)]
         sense = highspy.ObjSense.kMinimize
     lower, upper = np.zeros(n), np.ones(n)
     if fix_all:
         lower[:nc] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, a.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = primary, lower, upper
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
     lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo).astype(float), np.concatenate(row_hi).astype(float)
     lp.sense_ = sense
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -564,52 +608,57 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
     h = _new_highs()
     t0 = time.perf_counter()
     h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
-    # An integral objective is proven optimal once the bound is less than one away.
-    h.setOptionValue("mip_abs_gap", 1 - 1e-6 if tie_break else MIP_ABS_GAP)
+    # The weighted objective is proven to within TIE_BREAK_ABS_GAP elderly, so no relative
+    # gap: on a weight of `big` per community a relative one would blur the elderly.
+    h.setOptionValue("mip_rel_gap", 0.0 if tie_break else MIP_REL_GAP)
+    h.setOptionValue("mip_abs_gap", TIE_BREAK_ABS_GAP if tie_break else MIP_ABS_GAP)
     h.passModel(lp)
     if len(warm) and capacity is None and not fix_all:
         h.setSolution(_warm_start(m, warm, n))
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
-    phases["primary_s"] = round(time.perf_counter() - t0, 3)
+    phases["solve_s"] = round(time.perf_counter() - t0, 3)
     if fix_all:
         sol = np.asarray(h.getSolution().col_value)
         return None, status, True, 0.0, float(m.value @ sol[nc:nc + npt]), "solver"
-    has_sol = bool(info.primal_solution_status)
-    sol = np.asarray(h.getSolution().col_value) if has_sol else np.zeros(n)
+    if not info.primal_solution_status:
+        bound = _primary_bound(info.mip_dual_bound, objective, big, tie_break)
+        return warm, status, False, None, bound, "greedy"  # no incumbent within the time limit
+    sol = np.asarray(h.getSolution().col_value)
     optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
     best = float(primary @ sol)
-    gap = 0.0 if optimal else (float(info.mip_gap) if np.isfinite(info.mip_gap) else None)
-    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    if bound is not None and tie_break:
-        bound = float(np.floor(bound + 1e-9) if objective == "max_coverage" else np.ceil(bound - 1e-9))
+    bound = _primary_bound(info.mip_dual_bound, objective, big, tie_break)
+    if tie_break:
         best = float(np.round(best))
-        gap = 0.0 if optimal else (abs(bound - best) / max(abs(best), 1e-9) if bound is not None else gap)
-    left = time_limit_s - (time.perf_counter() - t0)
-    if has_sol and tie_break and m.value_total > 0 and left > 0:
-        # Hold the primary at its value and take the most elderly among such plans.
-        nz = np.flatnonzero(primary)
-        lo, hi = (best - 1e-6, np.inf) if objective == "max_coverage" else (-np.inf, best + 1e-6)
-        h.addRow(lo, hi, len(nz), nz.astype(np.int32), primary[nz])
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.r_[np.zeros(nc), m.value, np.zeros(ng + n_assign)])
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        h.setOptionValue("mip_abs_gap", MIP_ABS_GAP)
-        h.setOptionValue("time_limit", float(left))
-        start = highspy.HighsSolution()
-        start.col_value = list(sol)
-        start.value_valid = True
-        h.setSolution(start)
-        h.run()
-        phases["tie_break_s"] = round(time.perf_counter() - t0 - phases["primary_s"], 3)
-        phases["tie_break_status"] = h.modelStatusToString(h.getModelStatus())
-        if h.getInfo().primal_solution_status:
-            sol = np.asarray(h.getSolution().col_value)
-    chosen = np.flatnonzero(sol[:nc] > 0.5)
-    if not has_sol:
-        return warm, status, False, None, bound, "greedy"  # no incumbent within the time limit
-    return chosen, status, optimal, gap, bound, "solver"
+        # The primary is what the plan is judged by: proven once the bound meets it, even if
+        # the time limit stopped the elderly tie-break short of its proof.
+        phases["tie_break_proven"] = optimal
+        optimal = optimal or (bound is not None and bound == best)
+    if optimal:
+        gap = 0.0
+    elif bound is None:
+        gap = None
+    elif tie_break:
+        gap = abs(bound - best) / max(abs(best), 1e-9)
+    else:
+        gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else None
+    return np.flatnonzero(sol[:nc] > 0.5), status, optimal, gap, bound, "solver"
+
+
+def _primary_bound(dual_bound: float, objective: str, big: float, tie_break: bool) -> float | None:
+    """The solver's bound on the weighted objective, as a bound on the primary alone.
+
+    ``dual = big·P + V`` with ``0 ≤ V < big`` (the elderly) for ``max_coverage``, and
+    ``big·P − V`` for ``min_sites``: the primary is at most ``⌊dual / big⌋``, at least
+    ``⌈dual / big⌉``.
+    """
+    if not np.isfinite(dual_bound):
+        return None
+    if not tie_break:
+        return float(dual_bound)
+    p = dual_bound / big
+    return float(np.floor(p + 1e-9) if objective == "max_coverage" else np.ceil(p - 1e-9))
 
 
 def _new_highs():

@@ -155,6 +155,117 @@ def test_bad_parameters():
         solve(cover, demand, objective="min_sites", target=1.5)
 
 
+def elderly_gain(cover, demand, chosen):
+    covered = evaluate(cover, demand, chosen)[0]
+    return float(demand.value[covered & ~demand.covered].sum())
+
+
+def brute_lexicographic(cover, demand, *, k=None, want=None):
+    """Every subset: (primary, elderly) best lexicographically — most (communities or value)
+    within ``k`` sites for max_coverage; fewest sites reaching ``want`` for min_sites, then
+    the most elderly among those."""
+    best = None
+    for r in range(cover.shape[0] + 1 if k is None else k + 1):
+        for sub in itertools.combinations(range(cover.shape[0]), r):
+            gain = evaluate(cover, demand, list(sub))[2]
+            if want is not None and gain < want - 1e-9:
+                continue
+            key = (-r if want is not None else gain, elderly_gain(cover, demand, list(sub)))
+            best = key if best is None or key > best else best
+    return best
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instance(), st.integers(0, 3))
+def test_max_coverage_takes_the_most_elderly_among_the_best_plans(case, k):
+    cover, demand = case
+    sol = solve(cover, demand, objective="max_coverage", new_sites=k)
+    gain, elderly = brute_lexicographic(cover, demand, k=k)
+    assert sol.value == pytest.approx(gain, abs=1e-9)
+    assert elderly_gain(cover, demand, sol.chosen) == pytest.approx(elderly, abs=0.011)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instance(), st.sampled_from([0.25, 0.5, 1.0]))
+def test_min_sites_takes_the_most_elderly_among_the_smallest_plans(case, share):
+    cover, demand = case
+    sol = solve(cover, demand, objective="min_sites", target=share)
+    neg_sites, elderly = brute_lexicographic(cover, demand, want=sol.target)
+    assert sol.value == -neg_sites
+    assert elderly_gain(cover, demand, sol.chosen) == pytest.approx(elderly, abs=0.011)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(0, 2**31), st.sampled_from([0.1, 0.3, 0.6]))
+def test_dominated_rows_are_the_strict_subsets(n, m, seed, p):
+    from carecircle.coverage.siting import _dominated
+
+    rng = np.random.default_rng(seed)
+    dense = np.unique(rng.random((n, m)) < p, axis=0)  # distinct rows, as _reduce leaves them
+    got = _dominated(csr_array(dense), block=7)  # a small block: several blocks, their seams
+    sets = [set(np.flatnonzero(r)) for r in dense]
+    want = [any(a < b for b in sets) for a in sets]
+    assert got.tolist() == want
+
+
+def reference_milp(cover, demand, k):
+    """The majority-rule MCLP written plainly (scipy's HiGHS, no reductions, no extra rows),
+    solved in two stages: the most communities newly passing within ``k`` sites, then — held
+    there — the most elderly newly within the circle."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from carecircle.coverage.siting import community_passing
+
+    nc, npt, ng = cover.shape[0], cover.shape[1], demand.n_communities
+    a = (csr_array((np.ones(cover.nnz), cover.indices, cover.indptr), shape=cover.shape)).toarray()
+    inside = demand.community >= 0
+    member = np.zeros((ng, npt))
+    member[demand.community[inside], np.flatnonzero(inside)] = demand.share_weight[inside]
+    total = member.sum(axis=1)
+    before = community_passing(demand, demand.covered)
+    # columns: x (nc), y (npt), z (ng)
+    rows = [np.hstack([-a.T, np.eye(npt), np.zeros((npt, ng))]),                       # y ≤ Σ x (+1 if covered)
+            np.hstack([np.zeros((ng, nc)), -member, np.diag(demand.min_share * total)]),  # share rule
+            np.r_[np.ones(nc), np.zeros(npt + ng)][None]]                               # Σ x ≤ k
+    hi = np.r_[demand.covered.astype(float), np.zeros(ng), k]
+    lo = np.full(len(hi), -np.inf)
+    lb = np.r_[np.zeros(nc), demand.covered.astype(float), np.zeros(ng)]
+    ub = np.r_[np.ones(nc + npt), (total > 0).astype(float)]
+    integ = np.r_[np.ones(nc), np.zeros(npt), np.ones(ng)]
+    z_cost = np.r_[np.zeros(nc + npt), -np.ones(ng)]
+    first = milp(z_cost, constraints=LinearConstraint(np.vstack(rows), lo, hi), integrality=integ,
+                 bounds=Bounds(lb, ub), options={"mip_rel_gap": 0})
+    best = round(-first.fun)
+    rows.append(-z_cost[None])
+    lo, hi = np.r_[lo, best - 1e-6], np.r_[hi, np.inf]
+    v_cost = -np.r_[np.zeros(nc), demand.value * ~demand.covered, np.zeros(ng)]
+    second = milp(v_cost, constraints=LinearConstraint(np.vstack(rows), lo, hi), integrality=integ,
+                  bounds=Bounds(lb, ub), options={"mip_rel_gap": 0})
+    return best - int(before.sum()), -second.fun
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_majority_rule_same_optimum_as_a_plain_model(seed):
+    """Instances too big for brute force (40 sites × 90 points, with nested and equal
+    coverage sets): the reduced, tightened one-solve model against a plain two-stage one."""
+    rng = np.random.default_rng(seed)
+    nc, npt, ng = 40, 90, 9
+    dense = rng.random((nc, npt)) < 0.08
+    dense[:10] |= dense[10:20]  # supersets of other candidates: the dominance reduction acts
+    dense[20:25] = dense[25:30]  # equal sets: merged
+    r, c = np.nonzero(dense)
+    cover = csr_array((np.zeros(len(r)), (r, c)), shape=(nc, npt))
+    value = rng.choice([0.0, 1.0, 3.5, 8.0, 12.25], size=npt)
+    community = rng.integers(-1, ng, npt)
+    demand = Demand(value, rng.random(npt) < 0.15, community, np.where(value > 0, value, 1.0), 0.5, ng)
+    k = 4
+    sol = solve(cover, demand, objective="max_coverage", new_sites=k)
+    communities, elderly = reference_milp(cover, demand, k)
+    assert sol.optimal and sol.model["tie_break_proven"]
+    assert sol.value == communities
+    assert elderly_gain(cover, demand, sol.chosen) == pytest.approx(elderly, abs=0.011)
+
+
 # --------------------------------------------------------------------------- spopt oracle
 
 spopt = pytest.importorskip("spopt.locate", reason="spopt (test-only oracle) not installed")
