@@ -16,7 +16,9 @@ Per service (day care, meal), ``k = 10`` new sites:
 * spopt: ``MCLP.from_cost_matrix`` on the *same* coverage relation (the dense clients ×
   facilities cost matrix spopt takes, with the existing facilities as
   ``predefined_facilities_arr``), its own PuLP model build and CBC solve; run in its own
-  process so its peak memory is its own, with a time limit (``--spopt-timeout``).
+  process so its peak memory is its own, with a time limit (``--spopt-timeout``); then the
+  same on carecircle's reduced instance (lossless reductions, the same optimum), which
+  spopt can finish.
 
 Both objectives are checked equal. Results are appended to ``bench/RESULTS.md`` with the
 machine and date.
@@ -102,7 +104,9 @@ def carecircle_case(case: dict, service: str, weights=("elderly", "communities")
     """Coverage sets and both optimal plans for one service; what spopt needs is returned too."""
     from carecircle.coverage.catchment import catchment_matrix
     from carecircle.coverage.reach import nearest_distance
-    from carecircle.coverage.siting import siting_demand, solve
+    from scipy.sparse import csr_array
+
+    from carecircle.coverage.siting import _reduce, evaluate, siting_demand, solve
 
     graph, targets, existing, cands = case["graph"], case["targets"], case["existing"][service], case["candidates"]
     n_pop = len(case["pop"])
@@ -121,12 +125,16 @@ def carecircle_case(case: dict, service: str, weights=("elderly", "communities")
         sol = solve(cover, demand, objective="max_coverage", new_sites=K, time_limit_s=300)
         out[weight] = {"value": sol.value, "optimal": sol.optimal, "gap": sol.gap, "solve_s": time.perf_counter() - t0,
                        "greedy": sol.greedy_value, "sites": int(len(sol.chosen)), "model": sol.model,
+                       "elderly_gain": float(demand.value[evaluate(cover, demand, sol.chosen)[0] & ~demand.covered].sum()),
                        "covered_before": float(demand.value[demand.covered].sum())}
+        if weight == "elderly":
+            # carecircle's reduced instance (lossless: same optimum), for spopt too.
+            reduced = _reduce(cover, demand)
     out["peak_mb"] = _peak_mb()
     # The same instance for spopt: the candidates' coverage plus the existing facilities' own.
     old = catchment_matrix(graph, existing, targets, cutoff_m=CIRCLE_M)
     value = np.concatenate([elderly, np.zeros(len(targets) - n_pop)])
-    return out, cover, old, value
+    return out, (cover, old, value), (reduced.a.astype(float), csr_array((0, reduced.n_pts)), reduced.value)
 
 
 def spopt_child(path: str) -> None:
@@ -150,7 +158,9 @@ def spopt_child(path: str) -> None:
     predefined = np.zeros(facilities.shape[0], dtype=int)
     predefined[cover.shape[0]:] = 1
     t1 = time.perf_counter()
-    model = MCLP.from_cost_matrix(cost, d["value"][clients], CIRCLE_M, p_facilities=K + old.shape[0], predefined_facilities_arr=predefined)
+    # With no existing facilities (the reduced instance: their points are gone) none is predefined.
+    model = MCLP.from_cost_matrix(cost, d["value"][clients], CIRCLE_M, p_facilities=K + old.shape[0],
+                                  predefined_facilities_arr=predefined if old.shape[0] else None)
     t2 = time.perf_counter()
     model.solve(pulp.PULP_CBC_CMD(msg=False))
     t3 = time.perf_counter()
@@ -200,11 +210,14 @@ def main() -> None:
     t_build = time.perf_counter() - t0
     rows = []
     for service in ("day_care", "meal"):
-        ours, cover, old, value = carecircle_case(case, service, ("elderly",) if args.elderly_only else
-                                                  ("elderly", "communities"))
-        theirs = {"failed": "not run (--no-spopt)"} if args.no_spopt else run_spopt(cover, old, value, args.spopt_timeout)
-        rows.append((ours, theirs))
-        print(json.dumps({"carecircle": ours, "spopt": theirs}, ensure_ascii=False, default=float), flush=True)
+        ours, whole, reduced = carecircle_case(case, service, ("elderly",) if args.elderly_only else
+                                               ("elderly", "communities"))
+        skip = {"failed": "not run (--no-spopt)"}
+        theirs = skip if args.no_spopt else run_spopt(*whole, args.spopt_timeout)
+        small = skip if args.no_spopt else run_spopt(*reduced, args.spopt_timeout)
+        rows.append((ours, theirs, small))
+        print(json.dumps({"carecircle": ours, "spopt": theirs, "spopt_reduced": small}, ensure_ascii=False,
+                         default=float), flush=True)
     write_results(case, rows, t_build, args, load0, os.getloadavg()[0])
 
 
@@ -228,31 +241,53 @@ def write_results(case, rows, t_build, args, load0, load1) -> None:
         f"(250 m grid, 600,000 people, 20 % elderly) + {len(case['com'])} community centres, "
         f"{len(case['candidates']):,} candidates every {args.spacing:g} m along the network, circle 1,000 m; "
         f"building it took {t_build:.1f} s (not counted below).", "",
-        "| service | existing | pairs ≤ 1 km | coverage sets | MCLP elderly: value, solve | optimal | majority rule: communities, solve | optimal | carecircle total (sets + MCLP) | peak MB | spopt (matrix + build + CBC) | spopt value | spopt peak MB | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| service | existing | pairs ≤ 1 km | coverage sets | MCLP elderly: value, solve | optimal | sets + MCLP | "
+        "majority rule: communities (elderly), solve | optimal | sets + majority rule | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for ours, theirs in rows:
+    for ours, _, _ in rows:
         e = ours["elderly"]
-        c = ours.get("communities", {"value": float("nan"), "solve_s": float("nan"), "optimal": "not run"})
-        total = ours["coverage_s"] + e["solve_s"]
-        if "failed" in theirs:
-            sp, sv, speed, spm = theirs["failed"], "—", (f"> {theirs['total_s'] / total:.0f}×" if "within" in theirs["failed"] else "—"), "—"
-        else:
-            sp = f"{theirs['total_s']:.1f} s ({theirs['matrix_s']:.1f} + {theirs['build_s']:.1f} + {theirs['solve_s']:.1f})"
-            same = abs(theirs["objective"] - (e["value"] + e["covered_before"])) < 1e-6 * max(1.0, theirs["objective"])
-            sv = f"{theirs['objective']:,.1f} ({'same' if same else 'DIFFERENT'})"
-            spm, speed = f"{theirs['peak_mb']:.0f}", f"{theirs['total_s'] / total:.0f}×"
+        c = ours.get("communities")
+        maj = (f"{c['value']:.0f} new ({c['elderly_gain']:,.1f} elderly new), {c['solve_s']:.2f} s | {c['optimal']} | "
+               f"**{ours['coverage_s'] + c['solve_s']:.2f} s**") if c else "not run | — | —"
         lines.append(
             f"| {ours['service']} | {ours['existing']} | {ours['pairs']:,} | {ours['coverage_s']:.2f} s | "
             f"{e['value'] + e['covered_before']:,.1f} ({e['value']:,.1f} new), {e['solve_s']:.2f} s | {e['optimal']} | "
-            f"{c['value']:.0f} new, {c['solve_s']:.2f} s | {c['optimal']} | **{total:.2f} s** | {ours['peak_mb']:.0f} | "
-            f"{sp} | {sv} | {spm} | {speed} |")
-    lines += ["", "Value = elderly within the circle after the plan (existing facilities fixed); spopt solves the same MCLP "
-              "(its predefined facilities are the existing ones; clients without elderly left out of its dense matrix, which leaves the optimum unchanged; spopt runs under an 8 GB address-space cap). Model after carecircle's reductions (covered points "
-              "dropped, equal coverage sets merged): " + "; ".join(
-                  f"{o['service']}: {o['elderly']['model']['candidates']:,} candidates × {o['elderly']['model']['points']:,} points"
-                  for o, _ in rows) + ". Peak = `ru_maxrss` of the process (carecircle: the whole run incl. the instance; "
-              "spopt: its own child process)."]
+            f"**{ours['coverage_s'] + e['solve_s']:.2f} s** | {maj} | {ours['peak_mb']:.0f} |")
+    lines += ["", "The same MCLP by elderly in spopt (`MCLP.from_cost_matrix`, its PuLP build and CBC solve, in a child "
+              "process under an 8 GB address-space cap), on the whole instance and on carecircle's reduced one "
+              "(covered points dropped, points with equal covering sets merged, equal and dominated candidates "
+              "dropped — lossless, the same optimum), against carecircle's sets + MCLP:", "",
+              "| service | instance | spopt clients × facilities | spopt (matrix + build + CBC) | spopt new elderly | "
+              "carecircle new elderly | speed-up | spopt peak MB |",
+              "|---|---|---|---|---|---|---|---|"]
+    for ours, whole, small in rows:
+        e = ours["elderly"]
+        total = ours["coverage_s"] + e["solve_s"]
+        m = e["model"]
+        for label, size, theirs, base in (("whole", f"{ours['targets']:,} × {ours['candidates'] + ours['existing']:,}",
+                                           whole, e["covered_before"]),
+                                          ("reduced", f"{m['points']:,} × {m['candidates']:,}", small, 0.0)):
+            if "failed" in theirs:
+                t = theirs["failed"]
+                speed = f"> {theirs['total_s'] / total:.0f}×" if "within" in theirs["failed"] else "—"
+                lines.append(f"| {ours['service']} | {label} | {size} | {t} | — | {e['value']:,.1f} | {speed} | — |")
+                continue
+            new = theirs["objective"] - base
+            same = abs(new - e["value"]) <= 1e-6 * max(1.0, theirs["objective"])
+            lines.append(
+                f"| {ours['service']} | {label} | {size} | {theirs['total_s']:.1f} s ({theirs['matrix_s']:.1f} + "
+                f"{theirs['build_s']:.1f} + {theirs['solve_s']:.1f}) | {new:,.1f} ({'same' if same else 'DIFFERENT'}) | "
+                f"{e['value']:,.1f} | {theirs['total_s'] / total:.1f}× | {theirs['peak_mb']:.0f} |")
+    lines += ["", "Value = elderly within the circle after the plan (existing facilities fixed); the majority rule's "
+              "value is the communities newly passing, then (the lexicographic tie-break) the elderly newly within "
+              "the circle. Model after carecircle's reductions: " + "; ".join(
+                  f"{o['service']}: by elderly {o['elderly']['model']['candidates']:,} candidates × "
+                  f"{o['elderly']['model']['points']:,} points"
+                  + (f", by communities {o['communities']['model']['candidates']:,} × "
+                     f"{o['communities']['model']['points']:,}" if "communities" in o else "")
+                  for o, _, _ in rows) + ". Peak = `ru_maxrss` of the process (carecircle: the whole run incl. the "
+              "instance; spopt: its own child process)."]
     with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

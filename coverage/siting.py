@@ -12,10 +12,10 @@ they already reach are ``Demand.covered``):
 The weight is ``value`` per point (elderly or people), or *communities*: a community counts
 when the weighted share of its points within the circle reaches ``min_share`` — the
 majority rule of :class:`~carecircle.coverage.profile.CircleRule`, modelled exactly with a
-binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``), and tightened by
-``z_c ≤ Σ_j b_jc x_j`` (``b_jc`` 1 where site ``j`` alone passes ``c``, else
-``max(½, its share / need)``: a community passes through one such site or through at least
-two that touch it). With communities as the weight, or for ``min_sites``, the goal is
+binary per community (``need_c · z_c ≤ Σ_{i∈c} share_i y_i``), and tightened on the sites
+by ``z_c ≤ Σ_j min(1, share_jc / need_c) x_j`` and ``z_c ≤ Σ_j b_jc x_j`` (``b_jc`` 1 where
+site ``j`` alone passes ``c``, else ½: a community passes through one such site or through
+at least two that touch it). With communities as the weight, or for ``min_sites``, the goal is
 lexicographic — the count (of communities, of sites) first, then the most elderly newly
 within the circle — solved as one integer program whose count carries a weight above all
 the elderly there are, proven to ``TIE_BREAK_ABS_GAP`` elderly.
@@ -555,15 +555,18 @@ def _highs(m: _Model, objective: str, k, target, time_limit_s: float, capacity, 
         s = csr_array((m.share[inside], (m.com[inside], np.flatnonzero(inside))), shape=(ng, npt))
         blocks.append(row(ng, y=-s, z=diags_array(m.need, format="csr")))
         row_hi.append(np.zeros(ng))
-        # The same on the sites, much tighter in the LP relaxation: z_c ≤ Σ_j b_jc x_j with
-        # b_jc = 1 where site j alone passes c, else max(½, its share / need) — a community
-        # passes through one site that passes it alone or through at least two that touch it.
+        # The same on the sites, much tighter in the LP relaxation: a community passes
+        # through sites whose shares add up to its need (z_c ≤ Σ_j min(1, share_jc/need_c) x_j),
+        # and through one site that passes it alone or at least two that touch it
+        # (z_c ≤ Σ_j b_jc x_j, b_jc 1 for the first kind, ½ for the others). Both rows: each
+        # is tighter where the other is loose.
         reach = (csr_array(m.a.astype(float)) @ s.T).tocoo()  # sites × communities: share reached
+        frac = np.minimum(1.0, reach.data / m.need[reach.col])
         alone = reach.data >= m.need[reach.col] - 1e-12
-        b = np.where(alone, 1.0, np.maximum(0.5, reach.data / m.need[reach.col]))
-        bx = csr_array((-b, (reach.col, reach.row)), shape=(ng, nc))
-        blocks.append(row(ng, x=bx, z=diags_array(np.ones(ng), format="csr")))
-        row_hi.append(np.zeros(ng))
+        for coef in (frac, np.where(alone, 1.0, 0.5)):
+            bx = csr_array((-coef, (reach.col, reach.row)), shape=(ng, nc))
+            blocks.append(row(ng, x=bx, z=diags_array(np.ones(ng), format="csr")))
+            row_hi.append(np.zeros(ng))
     row_lo = [np.full(len(h), -np.inf) for h in row_hi]
     if objective == "max_coverage":
         blocks.append(row(1, x=csr_array(np.ones((1, nc)))))
