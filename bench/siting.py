@@ -221,6 +221,30 @@ def main() -> None:
     write_results(case, rows, t_build, args, load0, os.getloadavg()[0])
 
 
+def goals_line(rows) -> str:
+    """Issue 13's goals on this run: optimal in ≤ 30 s, ≥ 10× spopt at the same objective, ≤ 2 GB."""
+    def total(o, w):
+        return o["coverage_s"] + o[w]["solve_s"] if w in o else None
+
+    worst = max(t for o, _, _ in rows for t in (total(o, "elderly"), total(o, "communities")) if t is not None)
+    proven = all(o[w]["optimal"] for o, _, _ in rows for w in ("elderly", "communities") if w in o)
+    speed = []
+    for o, whole, _ in rows:
+        if "failed" in whole:
+            speed.append(None)
+        else:
+            same = abs(whole["objective"] - o["elderly"]["covered_before"] - o["elderly"]["value"]) \
+                <= 1e-6 * max(1.0, whole["objective"])
+            speed.append(whole["total_s"] / total(o, "elderly") if same else 0.0)
+    peak = max(o["peak_mb"] for o, _, _ in rows)
+    fast = "not compared (spopt did not finish)" if None in speed else (
+        f"{min(speed):.0f}× at the least on the whole instance — {'met' if min(speed) >= 10 else '**missed**'}")
+    return (f"Goals (issue 13) on this run: **optimal in ≤ 30 s** (coverage sets + solve, every service and weight) — "
+            f"{worst:.1f} s at the most, {'all proven optimal' if proven else 'NOT all proven'} — "
+            f"{'met' if worst <= 30 and proven else '**missed**'}; **≥ 10× faster than spopt at the same objective** — "
+            f"{fast}; **memory ≤ 2 GB** — {peak:.0f} MB peak — {'met' if peak <= 2048 else '**missed**'}.")
+
+
 def write_results(case, rows, t_build, args, load0, load1) -> None:
     import highspy  # noqa: F401  (version below)
     from importlib.metadata import version
@@ -232,7 +256,7 @@ def write_results(case, rows, t_build, args, load0, load1) -> None:
     lines = [
         "", "## Siting: k = 10 new sites on Xinwu (max coverage, HiGHS vs spopt/CBC)", "",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, {mem:.1f} GB RAM. Date: {when}. "
-        f"1-minute load average {load0:.1f} at the start, {load1:.1f} at the end (shared machine).",
+        f"1-minute load average {load0:.1f} at the start, {load1:.1f} at the end.",
         f"Versions: python {platform.python_version()}, scipy {scipy.__version__}, highspy {version('highspy')}, "
         f"spopt {version('spopt')}, pulp {version('pulp')}.",
         f"Command: `.venv/bin/python bench/siting.py --spacing {args.spacing:g} --spopt-timeout {args.spopt_timeout:g}"
@@ -288,6 +312,7 @@ def write_results(case, rows, t_build, args, load0, load1) -> None:
                      f"{o['communities']['model']['points']:,}" if "communities" in o else "")
                   for o, _, _ in rows) + ". Peak = `ru_maxrss` of the process (carecircle: the whole run incl. the "
               "instance; spopt: its own child process)."]
+    lines += ["", goals_line(rows)]
     with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
