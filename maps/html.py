@@ -323,8 +323,11 @@ def _shape_svg(shape: str, colour: str, size: int = 18) -> str:
             f'fill="{colour}" stroke="#ffffff" stroke-width="1.5">{paths[shape]}</svg>')
 
 
-def _service_styles(services: Mapping) -> dict[str, tuple[str, str]]:
-    keys = list(services)
+def _service_styles(services: Mapping, facilities: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Colour and shape per service; the services some facility offers come first, so that
+    up to six of them on one map never share a symbol however long the profile's list is."""
+    offered = [k for k in services if k in facilities.columns and facilities[k].fillna(False).astype(bool).any()]
+    keys = offered + [k for k in services if k not in offered]
     return {k: (SERVICE_COLOURS[i % len(SERVICE_COLOURS)], SERVICE_SHAPES[i % len(SERVICE_SHAPES)]) for i, k in enumerate(keys)}
 
 
@@ -989,7 +992,7 @@ def build_map(
     if lang not in ("zh", "en"):
         raise InputError(f"map: lang {lang!r} is not one of zh, en")
     lab = L.Labels(lang, labels, dict(services))
-    styles = _service_styles(lab.services)
+    styles = _service_styles(lab.services, facilities)
     frame = communities if len(communities) else facilities
     bounds = display_geometries(frame, basemap=basemap)
     west, south, east, north = shapely.total_bounds(bounds) if len(bounds) else (73.0, 18.0, 135.0, 54.0)

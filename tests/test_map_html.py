@@ -320,3 +320,17 @@ def test_popups_state_failed_checks_with_standard_and_source(inputs):
     en = render(inputs, actions=inputs["actions"], lang="en")
     text = parse(layer_features(en)["communities by worst failed check"][2]["properties"]["_popup"]).text
     assert "now 25%, required 50%, short 25%" in text and "failed checks" in text
+
+
+def test_services_offered_on_the_map_never_share_a_symbol():
+    # A profile with eight services, of which the first, the seventh and the eighth are
+    # offered here: cycling the six symbols over the profile's list would give the first
+    # and the seventh the same one.
+    services = {f"s{i}": {} for i in range(8)}
+    facilities = pd.DataFrame({"s0": [True, False, False], "s6": [False, True, None], "s7": [False, False, True],
+                               "s3": [False, False, False]})
+    styles = H._service_styles(services, facilities)
+    assert set(styles) == set(services)
+    shown = [styles[k] for k in ("s0", "s6", "s7")]
+    assert len(set(shown)) == 3
+    assert len({c for c, _ in shown}) == 3 and len({s for _, s in shown}) == 3
