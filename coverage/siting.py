@@ -31,8 +31,9 @@ are kept once, and a candidate whose points are a strict subset of another's dro
 on real districts this shrinks the model several-fold without changing its optimum.
 
 Solved with HiGHS through ``highspy`` (not ``scipy.optimize.milp``, which runs the same
-HiGHS but cannot take a starting solution): a greedy plan is passed as the warm start, and
-the time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
+HiGHS but can neither take a starting solution nor re-solve a changed objective in place,
+as ``min_sites``' second stage does): a greedy plan is passed as the warm start, and the
+time limit stops the solver with its incumbent, its bound and the gap. The greedy plan
 is a bound (lower for ``max_coverage``, upper on the sites for ``min_sites``) and is
 reported as such, never as the answer.
 
